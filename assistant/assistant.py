@@ -1,0 +1,103 @@
+"""The assistant: wires ingest -> chunk -> index -> retrieve -> answer -> cite behind one object."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .answer import extractive_answer
+from .cite import verify
+from .embed import SentenceEmbeddings
+from .index import Index, IndexReport
+from .ingest import IngestError, Skipped, load_file, scan
+from .records import NOT_FOUND, Answer
+from .retrieve import HybridRetriever, Passage
+from .settings import Settings
+
+
+class Assistant:
+    """Question answering over a folder of documents, with verbatim, checked citations.
+
+    >>> bot = Assistant()                       # seeds/ and index/; builds the index if missing
+    >>> ans = bot.ask("How many soldiers deserted?")
+    >>> ans.answer, ans.citations[0].quote      # ('18', 'Some 18 North Korean soldiers ...')
+    """
+
+    def __init__(self, settings: Settings | None = None, *, auto_index: bool = True, **overrides) -> None:
+        self.settings = settings or Settings(**overrides)
+        if settings and overrides:
+            self.settings = settings.model_copy(update=overrides)
+        self.embeddings = SentenceEmbeddings(self.settings.embedding_model)
+        self.index = Index(self.settings, self.embeddings)
+        self.retriever = HybridRetriever(index=self.index, k=self.settings.k)
+        self.last_report: IndexReport | None = None
+        self.skipped: list[Skipped] = []
+        if auto_index and not self.index.committed():
+            self.index_folder()
+
+    # Indexing ----------------------------------------------------------------------------------
+
+    def index_folder(self, folder: Path | None = None, prune: bool = True, progress: bool = False) -> IndexReport:
+        """Index every supported file under `folder` (default: the docs folder); skipped files in `self.skipped`."""
+        docs, self.skipped = scan(Path(folder or self.settings.docs_dir))
+        self.last_report = self.index.update(docs, prune=prune, progress=progress)
+        self.retriever.invalidate()
+        return self.last_report
+
+    def add_file(self, path: Path, source: str | None = None) -> IndexReport:
+        """Index one file (raises `IngestError` with the reason when it cannot be used)."""
+        report = self.index.update([load_file(Path(path), source)])
+        self.retriever.invalidate()
+        return report
+
+    def remove(self, source: str) -> None:
+        self.index.remove(source)
+        self.retriever.invalidate()
+
+    def documents(self) -> dict[str, int]:
+        """Indexed documents and their chunk counts."""
+        return {s: int(m.get("chunks", 0)) for s, m in sorted(self.index.committed().items())}
+
+    def document_text(self, source: str) -> str | None:
+        return self.index.document_text(source)
+
+    # Answering ---------------------------------------------------------------------------------
+
+    def retrieve(self, query: str, k: int | None = None, query_vector: np.ndarray | None = None) -> list[Passage]:
+        if query_vector is None:
+            query_vector = self.embeddings.encode([query])[0]
+        return self.retriever.search(query, k or self.settings.k, query_vector=query_vector.tolist())
+
+    def ask(self, question: str, k: int | None = None, query: str | None = None) -> Answer:
+        """Answer `question`; `query` (default: the question) is what gets searched."""
+        started = time.perf_counter()
+        question = question.strip()
+        if not question:
+            raise ValueError("the question is empty; ask something about the documents")
+        query = query or question
+        qvec = self.embeddings.encode([query])[0]
+        passages = self.retrieve(query, k, qvec)
+        if passages:
+            answer = extractive_answer(
+                self.index, passages, query, qvec, self.retriever.lexical(), self.settings.min_confidence, self.settings.max_quotes
+            )
+        else:
+            answer = Answer(question, NOT_FOUND, True)
+        answer.question, answer.query = question, query
+        answer.passages = [
+            {**p.chunk.metadata(), "id": p.chunk.id, "text": p.chunk.text, "score": round(p.score, 5)} for p in passages
+        ]
+        verify(answer, self.index.document_text)
+        answer.latency_ms = (time.perf_counter() - started) * 1000
+        return answer
+
+    def chat(self, session_id: str | None = None):
+        """A conversation whose follow-ups are read in the light of earlier turns."""
+        from .chat import ChatSession
+
+        return ChatSession(self, session_id)
+
+
+__all__ = ["Assistant", "IngestError"]

@@ -1,0 +1,90 @@
+"""Chat: sessions of questions and answers, with follow-ups rewritten into self-contained queries.
+
+A follow-up that leans on earlier turns ("Where were they deployed?") is searched together with the
+key terms of the turn it leans on, repeated fewer times than its own terms so they weigh less. A
+question that stands on its own is searched as it is. Sessions are saved as JSON under
+`<index_dir>/sessions/` and reload with their citations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .records import Answer
+from .terms import STOP_WORDS, words
+
+if TYPE_CHECKING:
+    from .assistant import Assistant
+
+_REFERRING = re.compile(
+    r"\b(they|them|their|theirs|it|its|he|him|his|she|her|hers|this|that|these|those|there|then|"
+    r"the same|that number|the number|such)\b",
+    re.IGNORECASE,
+)
+_ELLIPSIS = re.compile(r"^\s*(and|what about|how about|or|but)\b", re.IGNORECASE)
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_QUESTION_WORDS = {"how", "what", "which", "who", "whom", "whose", "when", "where", "why", "did", "does", "do", "is", "are", "was", "were"}
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in words(text) if w not in STOP_WORDS and w not in _QUESTION_WORDS and len(w) > 1]
+
+
+def depends_on_context(question: str) -> bool:
+    """Does the question lean on earlier turns (pronouns, ellipsis, or too few words of its own)?"""
+    return bool(_REFERRING.search(question) or _ELLIPSIS.search(question) or len(content_words(question)) < 2)
+
+
+def rewrite(question: str, history: list[Answer]) -> str:
+    """The query to search for `question`, given the earlier turns of its conversation."""
+    if not history or not depends_on_context(question):
+        return question
+    own = set(content_words(question))
+    carried: list[str] = []
+    for turn in reversed(history[-2:]):
+        for w in content_words(turn.question) + (content_words(turn.answer) if not turn.abstained else []):
+            if w not in own and w not in carried:
+                carried.append(w)
+    if not carried:
+        return question
+    # The question's own words come first and twice, so they outweigh the carried ones in BM25.
+    return f"{question} {' '.join(content_words(question))} {' '.join(carried[:12])}"
+
+
+@dataclass
+class ChatSession:
+    """One conversation: `ask` answers in context; the history is saved after every turn."""
+
+    assistant: Assistant
+    session_id: str | None = None
+    history: list[Answer] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.session_id is None:
+            self.session_id = uuid.uuid4().hex[:12]
+        elif not _SESSION_ID.match(self.session_id):
+            raise ValueError("a session id is 1-64 letters, digits, '-' or '_'")
+        elif self.path.exists():
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            self.history = [Answer.from_dict(turn) for turn in data.get("turns", [])]
+
+    @property
+    def path(self) -> Path:
+        return Path(self.assistant.settings.index_dir) / "sessions" / f"{self.session_id}.json"
+
+    def ask(self, question: str, k: int | None = None) -> Answer:
+        answer = self.assistant.ask(question, k=k, query=rewrite(question, self.history))
+        self.history.append(answer)
+        self.save()
+        return answer
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"id": self.session_id, "turns": [a.to_dict() for a in self.history]}, indent=1), encoding="utf-8")
+        tmp.replace(self.path)

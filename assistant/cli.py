@@ -1,0 +1,171 @@
+"""The `assistant` command: index, ask, chat, serve (and eval, where installed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .settings import Settings
+
+
+class UsageError(Exception):
+    """A problem the user can fix; printed as one line, exit status 2."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "docs", None):
+        overrides["docs_dir"] = Path(args.docs)
+    if getattr(args, "index", None):
+        overrides["index_dir"] = Path(args.index)
+    if getattr(args, "k", None):
+        overrides["k"] = args.k
+    return Settings(**overrides)
+
+
+def _assistant(args: argparse.Namespace, auto_index: bool = True):
+    from .assistant import Assistant
+
+    settings = _settings(args)
+    bot = Assistant(settings, auto_index=False)
+    if auto_index and not bot.index.committed():
+        print(f"No index yet in {settings.index_dir}: indexing {settings.docs_dir} first.", file=sys.stderr)
+        _index_and_report(bot, [settings.docs_dir])
+    return bot
+
+
+def _index_and_report(bot, folders: list[Path], prune: bool = False) -> int:
+    from .ingest import IngestError, SourceDocument, Skipped, load_file, scan
+
+    docs: list[SourceDocument] = []
+    skipped: list[Skipped] = []
+    for folder in folders:
+        folder = Path(folder)
+        if folder.is_file():
+            try:
+                docs.append(load_file(folder))
+            except IngestError as exc:
+                skipped.append(Skipped(str(folder), str(exc)))
+            continue
+        found, bad = scan(folder)
+        docs += found
+        skipped += bad
+    for s in skipped:
+        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+    if not docs:
+        raise UsageError(f"nothing could be indexed in {', '.join(map(str, folders))}: no readable .txt or .md files")
+    report = bot.index.update(docs, prune=prune, progress=True)
+    bot.retriever.invalidate()
+    print(
+        f"indexed {report.indexed} document(s): {len(report.added)} added, {len(report.updated)} updated, "
+        f"{len(report.unchanged)} unchanged, {len(report.removed)} removed; {report.chunks} new chunk(s); "
+        f"{len(skipped)} skipped. Store: {bot.settings.index_dir} ({bot.index.name})"
+    )
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    bot = _assistant(args, auto_index=False)
+    folders = [Path(p) for p in args.paths] or [bot.settings.docs_dir]
+    # Indexing the whole docs folder mirrors it: files deleted from it leave the index too.
+    return _index_and_report(bot, folders, prune=args.prune or not args.paths)
+
+
+def _print_answer(answer, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return
+    print(answer.answer)
+    for c in answer.citations:
+        print(f"  [{c.id}] {c.source} {c.start}-{c.end}: “{c.quote}”")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    bot = _assistant(args)
+    _print_answer(bot.ask(args.question, k=args.k), args.json)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    bot = _assistant(args)
+    session = bot.chat(args.session)
+    print(f"Chat session {session.session_id} (empty line or Ctrl-D to leave).")
+    while True:
+        try:
+            question = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not question:
+            return 0
+        _print_answer(session.ask(question), False)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .ui import serve
+
+    bot = _assistant(args)
+    serve(bot, host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assistant", description="Answers questions about your documents, quoting them verbatim.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--docs", help="documents folder (default: ASSISTANT_DOCS_DIR or seeds/)")
+        p.add_argument("--index", help="index folder (default: ASSISTANT_INDEX_DIR or index/)")
+
+    p = sub.add_parser("index", help="index documents (default: the docs folder)", description="Index .txt and .md files; unchanged files are skipped.")
+    p.add_argument("paths", nargs="*", help="folders or files to index")
+    p.add_argument("--prune", action="store_true", help="remove indexed documents not found under PATHS (always on without PATHS)")
+    common(p)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("ask", help="answer one question", description="Answer one question with quoted citations.")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print the answer record as JSON")
+    p.add_argument("-k", type=int, help="passages to retrieve (default: ASSISTANT_K or 5)")
+    common(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("chat", help="a conversation in the terminal", description="Ask questions in turn; follow-ups use earlier turns.")
+    p.add_argument("--session", help="resume (or name) a saved session")
+    common(p)
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("serve", help="the web chat (Gradio)", description="Serve the web chat.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    common(p)
+    p.set_defaults(func=cmd_serve)
+
+    try:
+        from .eval.cli import add_eval_parser
+    except ImportError:
+        pass
+    else:
+        add_eval_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    from .embed import EmbeddingModelError
+    from .index import IndexStoreError
+    from .ingest import IngestError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, IngestError, IndexStoreError, EmbeddingModelError, ValueError, ValidationError) as exc:
+        print(f"assistant: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

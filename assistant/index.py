@@ -1,0 +1,196 @@
+"""Embed and index: chunks, their sentences and the documents themselves in Chroma.
+
+Three collections share one name stem (which hashes the model and chunking settings):
+`<stem>` holds the chunks (the passages retrieval returns), `<stem>-sentences` the sentence
+vectors used to pick quotes, and `<stem>-documents` one record per document with its full text.
+A document record is written last and removed first: it is the commit mark. Readers only see
+chunks whose digest matches a committed document, so a crash or a concurrent index run never
+exposes a half-indexed document, and the next run finishes or cleans up what was left.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import chromadb
+from chromadb.config import Settings as ChromaSettings
+from langchain_chroma import Chroma
+from tqdm.auto import tqdm
+
+from .chunk import Chunk, chunk_document, content_id
+from .embed import SentenceEmbeddings
+from .ingest import SourceDocument
+from .sentences import Sentence, split_sentences
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Default HNSW settings lost the true best match after re-upserts (see STACK.md); these did not.
+HNSW = {"hnsw": {"space": "cosine", "ef_search": 200, "ef_construction": 200}}
+BATCH = 256
+
+
+class IndexStoreError(RuntimeError):
+    """The store cannot be opened or written; the message says what to do."""
+
+
+@dataclass
+class IndexReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    chunks: int = 0
+
+    @property
+    def indexed(self) -> int:
+        return len(self.added) + len(self.updated) + len(self.unchanged)
+
+
+def make_client(settings: Settings):
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.chroma_host:
+        return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
+
+
+@lru_cache(maxsize=8)
+def _cached_client(key: tuple):
+    return make_client(Settings(**dict(key)))
+
+
+def client_for(settings: Settings):
+    """One client per store location and process: Chroma dislikes two clients on one folder."""
+    key = (("index_dir", settings.index_dir), ("chroma_host", settings.chroma_host), ("chroma_port", settings.chroma_port))
+    return _cached_client(key)
+
+
+class Index:
+    """The persisted store of one collection of documents."""
+
+    def __init__(self, settings: Settings, embeddings: SentenceEmbeddings | None = None) -> None:
+        self.settings = settings
+        self.embeddings = embeddings or SentenceEmbeddings(settings.embedding_model)
+        stem = settings.collection_name()
+        try:
+            client = client_for(settings)
+        except Exception as exc:  # chromadb raises a variety of errors for a bad path or server
+            where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else str(settings.index_dir)
+            raise IndexStoreError(f"cannot open the Chroma store at {where}: {exc}") from exc
+        self.name = stem
+        self.chunks = self._store(client, stem)
+        self.sentences = self._store(client, f"{stem}-sentences")
+        self.documents = self._store(client, f"{stem}-documents")
+        self._texts: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _store(self, client, name: str) -> Chroma:
+        return Chroma(
+            collection_name=name,
+            embedding_function=self.embeddings,
+            client=client,
+            collection_configuration=HNSW,
+        )
+
+    # Reading -----------------------------------------------------------------------------------
+
+    def committed(self) -> dict[str, dict]:
+        """Committed documents: source -> metadata (digest, chunks)."""
+        got = self.documents.get(include=["metadatas"])
+        return {m["source"]: m for m in got["metadatas"]}
+
+    def document_text(self, source: str) -> str | None:
+        with self._lock:
+            if source in self._texts:
+                self._texts.move_to_end(source)
+                return self._texts[source]
+        got = self.documents.get(ids=[content_id(source)], include=["documents"])
+        if not got["ids"]:
+            return None
+        text = got["documents"][0]
+        with self._lock:
+            self._texts[source] = text
+            while len(self._texts) > 256:
+                self._texts.popitem(last=False)
+        return text
+
+    def all_chunks(self) -> list[Chunk]:
+        committed = {s: m["digest"] for s, m in self.committed().items()}
+        got = self.chunks.get(include=["documents", "metadatas"])
+        return [
+            Chunk(i, m["source"], m["digest"], m["start"], m["end"], t)
+            for i, t, m in zip(got["ids"], got["documents"], got["metadatas"])
+            if committed.get(m["source"]) == m["digest"]
+        ]
+
+    def sentence_vectors(self, ids: list[str]) -> dict[str, list[float]]:
+        if not ids:
+            return {}
+        got = self.sentences.get(ids=ids, include=["embeddings"])
+        return dict(zip(got["ids"], got["embeddings"]))
+
+    # Writing -----------------------------------------------------------------------------------
+
+    def update(self, docs: Iterable[SourceDocument], prune: bool = False, progress: bool = False) -> IndexReport:
+        """Bring the index in line with `docs`: add new, replace changed, optionally remove the rest."""
+        docs = list(docs)
+        committed = self.committed()
+        report = IndexReport()
+        todo: list[tuple[SourceDocument, list[Chunk]]] = []
+        for doc in docs:
+            old = committed.get(doc.source)
+            if old and old["digest"] == doc.digest:
+                report.unchanged.append(doc.source)
+                continue
+            (report.updated if old else report.added).append(doc.source)
+            todo.append((doc, chunk_document(doc, self.settings.chunk_size, self.settings.chunk_overlap)))
+        total = sum(len(chunks) for _, chunks in todo)
+        with tqdm(total=total, unit="chunk", desc="indexing", disable=not progress or total == 0) as bar:
+            for doc, chunks in todo:
+                self._write(doc, chunks)
+                report.chunks += len(chunks)
+                bar.update(len(chunks))
+        if prune:
+            keep = {d.source for d in docs}
+            for source in sorted(set(committed) - keep):
+                self.remove(source)
+                report.removed.append(source)
+        return report
+
+    def _write(self, doc: SourceDocument, chunks: list[Chunk]) -> None:
+        for i in range(0, len(chunks), BATCH):
+            part = chunks[i : i + BATCH]
+            self.chunks.add_texts([c.text for c in part], [c.metadata() for c in part], ids=[c.id for c in part])
+        sentences = split_sentences(doc.text)
+        for i in range(0, len(sentences), BATCH):
+            part = sentences[i : i + BATCH]
+            self.sentences.add_texts(
+                [s.text for s in part],
+                [{"source": doc.source, "digest": doc.digest, "start": s.start, "end": s.end} for s in part],
+                ids=[sentence_id(doc.source, doc.digest, s) for s in part],
+            )
+        self.documents.add_texts(
+            [doc.text], [{"source": doc.source, "digest": doc.digest, "chunks": len(chunks)}], ids=[content_id(doc.source)]
+        )
+        with self._lock:
+            self._texts.pop(doc.source, None)
+        stale = {"$and": [{"source": doc.source}, {"digest": {"$ne": doc.digest}}]}
+        self.chunks.delete(where=stale)
+        self.sentences.delete(where=stale)
+
+    def remove(self, source: str) -> None:
+        self.documents.delete(ids=[content_id(source)])
+        with self._lock:
+            self._texts.pop(source, None)
+        self.chunks.delete(where={"source": source})
+        self.sentences.delete(where={"source": source})
+
+
+def sentence_id(source: str, digest: str, sentence: Sentence) -> str:
+    return content_id(source, digest, "s", sentence.start, sentence.end)

@@ -1,0 +1,114 @@
+"""Ingest: find the documents under a folder and read their text, reporting what cannot be read."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+class IngestError(Exception):
+    """A file that cannot be indexed; the message says why."""
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """One document's text; `source` is its path relative to the docs folder, with `/` separators."""
+
+    source: str
+    text: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha1(self.text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    if not data.strip():
+        raise IngestError("empty file")
+    if b"\x00" in data[:8192]:
+        raise IngestError("binary content (NUL bytes), not text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"not valid UTF-8 (byte {exc.start}); re-save it as UTF-8") from exc
+    # Offsets count characters of the text as users see it; normalise Windows line ends once here.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+LOADERS: dict[str, Callable[[Path], str]] = {".txt": _read_text, ".md": _read_text}
+
+
+def supported_suffixes() -> list[str]:
+    return sorted(LOADERS)
+
+
+def load_file(path: Path, source: str | None = None) -> SourceDocument:
+    """Read one file; raises IngestError with the reason when it cannot be used."""
+    loader = LOADERS.get(path.suffix.lower())
+    if loader is None:
+        raise IngestError(f"unsupported file type {path.suffix or '(none)'}; supported: {', '.join(supported_suffixes())}")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise IngestError(f"cannot read: {exc.strerror or exc}") from exc
+    if size > MAX_FILE_BYTES:
+        raise IngestError(f"too large ({size // (1024 * 1024)} MiB; the limit is {MAX_FILE_BYTES // (1024 * 1024)} MiB)")
+    try:
+        text = loader(path)
+    except IngestError:
+        raise
+    except OSError as exc:
+        raise IngestError(f"cannot read: {exc.strerror or exc}") from exc
+    if not text.strip():
+        raise IngestError("no text in it")
+    return SourceDocument(source or path.name, text)
+
+
+def iter_files(root: Path) -> Iterator[tuple[Path, str]]:
+    """Supported files under `root` (recursively, sorted), with their relative source names.
+
+    Symbolic links are followed only where they stay inside `root`, so a link loop or a link to
+    elsewhere cannot pull outside files in.
+    """
+    root = root.resolve()
+    seen: set[Path] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        here = Path(dirpath).resolve()
+        if here in seen or not here.is_relative_to(root):
+            dirnames[:] = []
+            continue
+        seen.add(here)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if name.startswith(".") or path.suffix.lower() not in LOADERS:
+                continue
+            yield path, path.relative_to(root).as_posix()
+
+
+def scan(root: Path) -> tuple[list[SourceDocument], list[Skipped]]:
+    """Every readable document under `root`, and the files skipped with their reasons."""
+    if not root.is_dir():
+        raise IngestError(f"docs folder {root} does not exist; create it or pass another with --docs / ASSISTANT_DOCS_DIR")
+    documents, skipped = [], []
+    for path, source in iter_files(root):
+        if not path.resolve().is_relative_to(root.resolve()):
+            skipped.append(Skipped(source, "a link to outside the docs folder"))
+            continue
+        try:
+            documents.append(load_file(path, source))
+        except IngestError as exc:
+            skipped.append(Skipped(source, str(exc)))
+    return documents, skipped

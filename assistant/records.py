@@ -1,0 +1,59 @@
+"""The records the assistant hands out: an `Answer` and the `Citation`s backing it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+NOT_FOUND = "Not found in the documents."
+
+
+@dataclass
+class Citation:
+    """A verbatim quote: `source_text[start:end] == quote`, checked before it is handed out."""
+
+    id: int
+    source: str
+    start: int
+    end: int
+    quote: str
+    score: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    """What `Assistant.ask` returns; `to_dict()` is the JSON shape of `assistant ask --json`."""
+
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    latency_ms: float = 0.0
+    confidence: float = 0.0
+    query: str = ""
+    passages: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "citations": [c.to_dict() for c in self.citations],
+            "latency_ms": round(self.latency_ms, 1),
+            "confidence": round(self.confidence, 3),
+            "query": self.query or self.question,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Answer:
+        return cls(
+            question=data["question"],
+            answer=data["answer"],
+            abstained=data["abstained"],
+            citations=[Citation(**c) for c in data.get("citations", [])],
+            latency_ms=data.get("latency_ms", 0.0),
+            confidence=data.get("confidence", 0.0),
+            query=data.get("query", ""),
+        )

