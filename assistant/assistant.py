@@ -11,7 +11,7 @@ from .answer import extractive_answer
 from .cite import verify
 from .embed import SentenceEmbeddings
 from .index import Index, IndexReport
-from .ingest import IngestError, Skipped, load_file, scan
+from .ingest import IngestError, Skipped, load_file, page_at, scan
 from .records import NOT_FOUND, Answer
 from .retrieve import HybridRetriever, Passage
 from .settings import Settings
@@ -90,6 +90,8 @@ class Assistant:
             {**p.chunk.metadata(), "id": p.chunk.id, "text": p.chunk.text, "score": round(p.score, 5)} for p in passages
         ]
         verify(answer, self.index.document_text)
+        for c in answer.citations:
+            c.page = page_at(self.index.document_pages(c.source), c.start)
         answer.latency_ms = (time.perf_counter() - started) * 1000
         return answer
 

@@ -37,7 +37,7 @@ def _assistant(args: argparse.Namespace, auto_index: bool = True):
 
 
 def _index_and_report(bot, folders: list[Path], prune: bool = False) -> int:
-    from .ingest import IngestError, SourceDocument, Skipped, load_file, scan
+    from .ingest import IngestError, SourceDocument, Skipped, load_file, scan, supported_suffixes
 
     docs: list[SourceDocument] = []
     skipped: list[Skipped] = []
@@ -55,7 +55,7 @@ def _index_and_report(bot, folders: list[Path], prune: bool = False) -> int:
     for s in skipped:
         print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
     if not docs:
-        raise UsageError(f"nothing could be indexed in {', '.join(map(str, folders))}: no readable .txt or .md files")
+        raise UsageError(f"nothing could be indexed in {', '.join(map(str, folders))}: no readable {', '.join(supported_suffixes())} files")
     report = bot.index.update(docs, prune=prune, progress=True)
     bot.retriever.invalidate()
     print(
@@ -79,7 +79,7 @@ def _print_answer(answer, as_json: bool) -> None:
         return
     print(answer.answer)
     for c in answer.citations:
-        print(f"  [{c.id}] {c.source} {c.start}-{c.end}: “{c.quote}”")
+        print(f"  [{c.id}] {c.label} {c.start}-{c.end}: “{c.quote}”")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--docs", help="documents folder (default: ASSISTANT_DOCS_DIR or seeds/)")
         p.add_argument("--index", help="index folder (default: ASSISTANT_INDEX_DIR or index/)")
 
-    p = sub.add_parser("index", help="index documents (default: the docs folder)", description="Index .txt and .md files; unchanged files are skipped.")
+    p = sub.add_parser("index", help="index documents (default: the docs folder)", description="Index .txt, .md, .pdf, .docx and .html files; unchanged files are skipped.")
     p.add_argument("paths", nargs="*", help="folders or files to index")
     p.add_argument("--prune", action="store_true", help="remove indexed documents not found under PATHS (always on without PATHS)")
     common(p)

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .chunk import Chunk, chunk_document, content_id
 from .embed import SentenceEmbeddings
-from .ingest import SourceDocument
+from .ingest import SourceDocument, page_at
 from .sentences import Sentence, split_sentences
 from .settings import Settings
 
@@ -55,7 +55,12 @@ class IndexReport:
 def make_client(settings: Settings):
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     if settings.chroma_host:
-        return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+        # The Chroma server itself does not check tokens; a reverse proxy in front of it does, so
+        # the token travels as the standard bearer header that Chroma's own token auth also reads.
+        headers = {"Authorization": f"Bearer {settings.chroma_token}"} if settings.chroma_token else None
+        return chromadb.HttpClient(
+            host=settings.chroma_host, port=settings.chroma_port, headers=headers, settings=chroma_settings
+        )
     settings.index_dir.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
 
@@ -67,7 +72,12 @@ def _cached_client(key: tuple):
 
 def client_for(settings: Settings):
     """One client per store location and process: Chroma dislikes two clients on one folder."""
-    key = (("index_dir", settings.index_dir), ("chroma_host", settings.chroma_host), ("chroma_port", settings.chroma_port))
+    key = (
+        ("index_dir", settings.index_dir),
+        ("chroma_host", settings.chroma_host),
+        ("chroma_port", settings.chroma_port),
+        ("chroma_token", settings.chroma_token),
+    )
     return _cached_client(key)
 
 
@@ -88,6 +98,7 @@ class Index:
         self.sentences = self._store(client, f"{stem}-sentences")
         self.documents = self._store(client, f"{stem}-documents")
         self._texts: OrderedDict[str, str] = OrderedDict()
+        self._pages: dict[str, tuple[int, ...]] = {}
         self._lock = threading.Lock()
 
     def _store(self, client, name: str) -> Chroma:
@@ -119,6 +130,18 @@ class Index:
             while len(self._texts) > 256:
                 self._texts.popitem(last=False)
         return text
+
+    def document_pages(self, source: str) -> tuple[int, ...]:
+        """Start offset of each page of a paged document (PDF); empty for other formats."""
+        with self._lock:
+            if source in self._pages:
+                return self._pages[source]
+        got = self.documents.get(ids=[content_id(source)], include=["metadatas"])
+        raw = got["metadatas"][0].get("pages", "") if got["ids"] else ""
+        pages = tuple(int(p) for p in raw.split(",") if p)
+        with self._lock:
+            self._pages[source] = pages
+        return pages
 
     def all_chunks(self) -> list[Chunk]:
         committed = {s: m["digest"] for s, m in self.committed().items()}
@@ -166,7 +189,11 @@ class Index:
     def _write(self, doc: SourceDocument, chunks: list[Chunk]) -> None:
         for i in range(0, len(chunks), BATCH):
             part = chunks[i : i + BATCH]
-            self.chunks.add_texts([c.text for c in part], [c.metadata() for c in part], ids=[c.id for c in part])
+            metadatas = [c.metadata() for c in part]
+            if doc.pages:
+                for m, c in zip(metadatas, part):
+                    m["page"] = page_at(doc.pages, c.start)
+            self.chunks.add_texts([c.text for c in part], metadatas, ids=[c.id for c in part])
         sentences = split_sentences(doc.text)
         for i in range(0, len(sentences), BATCH):
             part = sentences[i : i + BATCH]
@@ -175,11 +202,13 @@ class Index:
                 [{"source": doc.source, "digest": doc.digest, "start": s.start, "end": s.end} for s in part],
                 ids=[sentence_id(doc.source, doc.digest, s) for s in part],
             )
-        self.documents.add_texts(
-            [doc.text], [{"source": doc.source, "digest": doc.digest, "chunks": len(chunks)}], ids=[content_id(doc.source)]
-        )
+        record = {"source": doc.source, "digest": doc.digest, "chunks": len(chunks)}
+        if doc.pages:
+            record["pages"] = ",".join(map(str, doc.pages))  # metadata values must be scalars
+        self.documents.add_texts([doc.text], [record], ids=[content_id(doc.source)])
         with self._lock:
             self._texts.pop(doc.source, None)
+            self._pages.pop(doc.source, None)
         stale = {"$and": [{"source": doc.source}, {"digest": {"$ne": doc.digest}}]}
         self.chunks.delete(where=stale)
         self.sentences.delete(where=stale)
@@ -188,6 +217,7 @@ class Index:
         self.documents.delete(ids=[content_id(source)])
         with self._lock:
             self._texts.pop(source, None)
+            self._pages.pop(source, None)
         self.chunks.delete(where={"source": source})
         self.sentences.delete(where={"source": source})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 from collections.abc import Callable, Iterator
@@ -21,10 +22,27 @@ class SourceDocument:
 
     source: str
     text: str
+    pages: tuple[int, ...] = ()  # start offset of each page (paged formats such as PDF), else empty
 
     @property
     def digest(self) -> str:
-        return hashlib.sha1(self.text.encode("utf-8")).hexdigest()
+        key = self.text if not self.pages else f"{self.text}\x00{self.pages}"
+        return hashlib.sha1(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class LoadedText:
+    """What a loader of a paged format returns: the text and the offset where each page starts."""
+
+    text: str
+    pages: tuple[int, ...] = ()
+
+
+def page_at(pages: tuple[int, ...] | list[int], offset: int) -> int | None:
+    """1-based page holding character `offset`, or None for formats without pages."""
+    if not pages:
+        return None
+    return bisect.bisect_right(pages, offset) or 1
 
 
 @dataclass(frozen=True)
@@ -47,7 +65,7 @@ def _read_text(path: Path) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-LOADERS: dict[str, Callable[[Path], str]] = {".txt": _read_text, ".md": _read_text}
+LOADERS: dict[str, Callable[[Path], str | LoadedText]] = {".txt": _read_text, ".md": _read_text}
 
 
 def supported_suffixes() -> list[str]:
@@ -66,14 +84,17 @@ def load_file(path: Path, source: str | None = None) -> SourceDocument:
     if size > MAX_FILE_BYTES:
         raise IngestError(f"too large ({size // (1024 * 1024)} MiB; the limit is {MAX_FILE_BYTES // (1024 * 1024)} MiB)")
     try:
-        text = loader(path)
+        loaded = loader(path)
     except IngestError:
         raise
     except OSError as exc:
         raise IngestError(f"cannot read: {exc.strerror or exc}") from exc
+    except Exception as exc:  # a third-party parser choking on a hostile file must not stop the run
+        raise IngestError(f"cannot parse ({type(exc).__name__}: {exc})") from exc
+    text, pages = (loaded, ()) if isinstance(loaded, str) else (loaded.text, loaded.pages)
     if not text.strip():
         raise IngestError("no text in it")
-    return SourceDocument(source or path.name, text)
+    return SourceDocument(source or path.name, text, pages)
 
 
 def iter_files(root: Path) -> Iterator[tuple[Path, str]]:
@@ -112,3 +133,6 @@ def scan(root: Path) -> tuple[list[SourceDocument], list[Skipped]]:
         except IngestError as exc:
             skipped.append(Skipped(source, str(exc)))
     return documents, skipped
+
+
+from . import loaders  # noqa: E402,F401  (registers PDF, DOCX and HTML in LOADERS)

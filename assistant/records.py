@@ -17,9 +17,18 @@ class Citation:
     end: int
     quote: str
     score: float = 0.0
+    page: int | None = None  # 1-based page for paged formats (PDF), else None
+
+    @property
+    def label(self) -> str:
+        """How a person reads the source: "report.pdf p. 4", or just the name."""
+        return f"{self.source} p. {self.page}" if self.page else self.source
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if data["page"] is None:
+            del data["page"]
+        return data
 
 
 @dataclass

@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Libraries we use would otherwise phone home or try the hub; this product runs offline.
@@ -48,9 +48,29 @@ class Settings(BaseSettings):
     min_confidence: float = Field(
         0.30, ge=0.0, le=1.0, description="Answers below this answerability score abstain ('not found in the documents')."
     )
-    llm: str = Field("extractive", description="Answerer: `extractive` (no LLM).")
+    llm: str = Field(
+        "extractive",
+        description="Answerer: `extractive` (no LLM), `local` (bundled SmolLM2), `openai:<model>` or `ollama:<model>`.",
+    )
+    llm_base_url: str | None = Field(
+        None, description="Server of `openai:`/`ollama:` models (e.g. http://127.0.0.1:8000/v1); keys come from OPENAI_API_KEY."
+    )
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds to wait for the LLM server before answering extractively.")
+    llm_max_tokens: int = Field(200, ge=16, le=4096, description="Most tokens the LLM may generate per answer.")
+    llm_context: int = Field(4096, ge=512, description="Context window of the local model, in tokens.")
     chroma_host: str | None = Field(None, description="Chroma server host; unset means the embedded store in index_dir.")
     chroma_port: int = Field(8000, description="Chroma server port.")
+    chroma_token: str | None = Field(
+        None, repr=False, description="Bearer token sent to the Chroma server (for a token-checking proxy); never logged."
+    )
+
+    @field_validator("llm")
+    @classmethod
+    def _known_llm(cls, value: str) -> str:
+        from .llm import parse_spec
+
+        parse_spec(value)  # raises ValueError naming the accepted forms
+        return value.strip()
 
     def collection_name(self) -> str:
         """Name of the Chroma collection: changes whenever anything that shapes the vectors changes."""
