@@ -32,11 +32,11 @@ def _assistant(args: argparse.Namespace, auto_index: bool = True):
     bot = Assistant(settings, auto_index=False)
     if auto_index and not bot.index.committed():
         print(f"No index yet in {settings.index_dir}: indexing {settings.docs_dir} first.", file=sys.stderr)
-        _index_and_report(bot, [settings.docs_dir])
+        _index_and_report(bot, [settings.docs_dir], out=sys.stderr)  # stdout stays the answer
     return bot
 
 
-def _index_and_report(bot, folders: list[Path], prune: bool = False) -> int:
+def _index_and_report(bot, folders: list[Path], prune: bool = False, out=None) -> int:
     from .ingest import IngestError, SourceDocument, Skipped, load_file, scan, supported_suffixes
 
     docs: list[SourceDocument] = []
@@ -61,7 +61,8 @@ def _index_and_report(bot, folders: list[Path], prune: bool = False) -> int:
     print(
         f"indexed {report.indexed} document(s): {len(report.added)} added, {len(report.updated)} updated, "
         f"{len(report.unchanged)} unchanged, {len(report.removed)} removed; {report.chunks} new chunk(s); "
-        f"{len(skipped)} skipped. Store: {bot.settings.index_dir} ({bot.index.name})"
+        f"{len(skipped)} skipped. Store: {bot.settings.index_dir} ({bot.index.name})",
+        file=out or sys.stdout,
     )
     return 0
 

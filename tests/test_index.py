@@ -1,0 +1,77 @@
+from pathlib import Path
+
+from assistant import Assistant, Settings
+from assistant.index import Index
+from assistant.ingest import scan
+
+QUESTION = "How many soldiers deserted?"
+DESERTION = "Some 18 North Korean soldiers are believed to have deserted"
+
+
+def counts(index: Index) -> tuple[int, int, int]:
+    return (len(index.chunks.get()["ids"]), len(index.sentences.get()["ids"]), len(index.documents.get()["ids"]))
+
+
+def test_reindexing_unchanged_files_changes_nothing(docs, tmp_path):
+    bot = Assistant(docs_dir=docs, index_dir=tmp_path / "index")
+    before = counts(bot.index)
+    ids_before = set(bot.index.chunks.get()["ids"])
+    report = bot.index_folder()
+    assert report.unchanged == ["000_aa3b016887bfe7d3.txt"] and not report.added and report.chunks == 0
+    assert counts(bot.index) == before and set(bot.index.chunks.get()["ids"]) == ids_before
+
+
+def test_changed_file_replaces_its_chunks_and_best_passage_stays_first(docs, tmp_path):
+    bot = Assistant(docs_dir=docs, index_dir=tmp_path / "index")
+    seed = next(docs.glob("*.txt"))
+    old_ids = set(bot.index.chunks.get()["ids"])
+    # Several rounds of edits elsewhere in the file: re-upserts must not lose the best match.
+    for round_ in range(3):
+        seed.write_text(seed.read_text(encoding="utf-8") + f"\nAn added line number {round_} about the weather.", encoding="utf-8")
+        report = bot.index_folder()
+        assert report.updated == [seed.name]
+        top = bot.retrieve(QUESTION, k=1)[0]
+        assert DESERTION in top.chunk.text
+    new_ids = set(bot.index.chunks.get()["ids"])
+    assert old_ids.isdisjoint(new_ids)  # no stale chunk of the old version is left
+    metas = bot.index.chunks.get(include=["metadatas"])["metadatas"]
+    assert {m["digest"] for m in metas} == {bot.index.committed()[seed.name]["digest"]}
+    assert "weather" in bot.document_text(seed.name)
+
+
+def test_deleted_file_is_removed(docs, tmp_path):
+    extra = docs / "extra.md"
+    extra.write_text("# Penguins\nEmperor penguins breed in the Antarctic winter.", encoding="utf-8")
+    bot = Assistant(docs_dir=docs, index_dir=tmp_path / "index")
+    assert set(bot.documents()) == {"000_aa3b016887bfe7d3.txt", "extra.md"}
+    extra.unlink()
+    report = bot.index_folder()
+    assert report.removed == ["extra.md"]
+    assert set(bot.documents()) == {"000_aa3b016887bfe7d3.txt"}
+    sources = {m["source"] for m in bot.index.chunks.get(include=["metadatas"])["metadatas"]}
+    assert sources == {"000_aa3b016887bfe7d3.txt"}
+
+
+def test_uncommitted_chunks_are_invisible(docs, tmp_path):
+    """Chunks written without their document record (a crash mid-write) never reach an answer."""
+    settings = Settings(docs_dir=docs, index_dir=tmp_path / "index")
+    bot = Assistant(settings)
+    half = docs / "half.txt"
+    half.write_text("The zeppelin landed in Lakehurst at dawn.", encoding="utf-8")
+    doc = scan(docs)[0][1]
+    from assistant.chunk import chunk_document
+
+    chunks = chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
+    bot.index.chunks.add_texts([c.text for c in chunks], [c.metadata() for c in chunks], ids=[c.id for c in chunks])
+    bot.retriever.invalidate()
+    assert all(p.chunk.source != "half.txt" for p in bot.retrieve("Where did the zeppelin land?", k=5))
+    bot.index_folder()  # the next run completes it
+    assert bot.retrieve("Where did the zeppelin land?", k=1)[0].chunk.source == "half.txt"
+
+
+def test_collection_name_tracks_model_and_chunking(tmp_path):
+    a = Settings(index_dir=tmp_path)
+    assert a.collection_name() == Settings(index_dir=tmp_path / "other").collection_name()
+    assert a.collection_name() != Settings(chunk_size=800).collection_name()
+    assert a.collection_name() != Settings(chunk_overlap=0).collection_name()
+    assert a.collection_name() != Settings(embedding_model=str(Path(a.embedding_model).parent / "other-model")).collection_name()
