@@ -176,7 +176,7 @@ def run_ours(golden: GoldenSet, golden_path: Path, settings: Settings, docs: lis
 
     bot = Assistant(settings, auto_index=False)
     # Unchanged documents are skipped by content digest, so a second run embeds nothing.
-    bot.index.update(docs, prune=True, progress=progress)
+    indexed = bot.index.update(docs, prune=True, progress=progress)
     bot.retriever.invalidate()
 
     def new_chat() -> Ask:
@@ -185,7 +185,10 @@ def run_ours(golden: GoldenSet, golden_path: Path, settings: Settings, docs: lis
 
     texts = {d.source: d.text for d in docs}
     records = ask_all(golden, lambda q, kk: bot.ask(q, k=kk), new_chat, texts, k, "ours", progress)
-    return RunResult("ours", records, run_settings("ours", settings, golden_path, k))
+    result = RunResult("ours", records, run_settings("ours", settings, golden_path, k))
+    result.settings["indexing"] = {"added": len(indexed.added), "updated": len(indexed.updated),
+                                   "unchanged": len(indexed.unchanged), "removed": len(indexed.removed), "chunks": indexed.chunks}
+    return result
 
 
 def run_baselines(kinds: list[str], golden: GoldenSet, golden_path: Path, settings: Settings,
