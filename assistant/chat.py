@@ -1,8 +1,11 @@
 """Chat: sessions of questions and answers, with follow-ups rewritten into self-contained queries.
 
 A follow-up that leans on earlier turns ("Where were they deployed?") is searched together with the
-key terms of the turn it leans on, repeated fewer times than its own terms so they weigh less. A
-question that stands on its own is searched as it is. Sessions are saved as JSON under
+key terms of the turn it leans on, repeated fewer times than its own terms so they weigh less. Only
+the nouns and names of that turn's question and short answer are carried: they say what the
+conversation is about. Its verbs, numbers and quoted sentence are left behind, because they are
+what pulled the previous quote back in place of the new answer. A question that stands on its own
+is searched as it is. Sessions are saved as JSON under
 `<index_dir>/sessions/` and reload with their citations.
 """
 
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .extract import _nlp, _nlp_lock
 from .records import Answer
 from .terms import STOP_WORDS, words
 
@@ -27,6 +31,8 @@ _REFERRING = re.compile(
     re.IGNORECASE,
 )
 _ELLIPSIS = re.compile(r"^\s*(and|what about|how about|or|but)\b", re.IGNORECASE)
+_KEY_POS = {"NOUN", "PROPN"}
+MAX_CARRIED = 8
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _QUESTION_WORDS = {"how", "what", "which", "who", "whom", "whose", "when", "where", "why", "did", "does", "do", "is", "are", "was", "were"}
 
@@ -40,20 +46,36 @@ def depends_on_context(question: str) -> bool:
     return bool(_REFERRING.search(question) or _ELLIPSIS.search(question) or len(content_words(question)) < 2)
 
 
+def key_terms(text: str) -> list[str]:
+    """The nouns and proper names of `text`, lower-cased, in order, without repeats."""
+    with _nlp_lock:
+        doc = _nlp()(text)
+    found: list[str] = []
+    for token in doc:
+        word = token.text.lower()
+        if token.pos_ in _KEY_POS and word not in STOP_WORDS and word not in _QUESTION_WORDS and len(word) > 1 and word not in found:
+            found.append(word)
+    return found
+
+
 def rewrite(question: str, history: list[Answer]) -> str:
-    """The query to search for `question`, given the earlier turns of its conversation."""
+    """The query to search for `question`, given the earlier turns of its conversation.
+
+    >>> rewrite("Who reported it?", [Answer("Where were the troops deployed?", "Kursk and Bryansk oblasts", False)])
+    'Who reported it? reported troops kursk bryansk oblasts'
+    """
     if not history or not depends_on_context(question):
         return question
     own = set(content_words(question))
     carried: list[str] = []
-    for turn in reversed(history[-2:]):
-        for w in content_words(turn.question) + (content_words(turn.answer) if not turn.abstained else []):
-            if w not in own and w not in carried:
-                carried.append(w)
+    turn = history[-1]
+    for w in key_terms(turn.question) + (key_terms(turn.answer) if not turn.abstained else []):
+        if w not in own and w not in carried:
+            carried.append(w)
     if not carried:
         return question
     # The question's own words come first and twice, so they outweigh the carried ones in BM25.
-    return f"{question} {' '.join(content_words(question))} {' '.join(carried[:12])}"
+    return f"{question} {' '.join(content_words(question))} {' '.join(carried[:MAX_CARRIED])}"
 
 
 @dataclass
