@@ -204,3 +204,34 @@ def test_two_processes_share_one_server(server_port, tmp_path):
     answer = run("ask", "When does the night ferry to Mariehamn leave?")
     assert not answer["abstained"]
     assert answer["citations"][0]["source"] == "ferry.txt" and "21:45" in answer["citations"][0]["quote"]
+
+
+@pytest.mark.slow
+def test_unchanged_chunks_stay_first_hits_under_churn(tmp_path):
+    """A small version of benchmarks/churn.py (10k chunks x 20 rounds there)."""
+    import random
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    sentences = []
+    for path in sorted(SQUAD.glob("*.txt")):
+        sentences += [s for s in path.read_text(encoding="utf-8").split(". ") if 40 < len(s) < 300]
+    rng = random.Random(7)
+    paths = []
+    for i in range(60):
+        path = folder / f"doc{i:03d}.txt"
+        path.write_text(f"Record {i}. " + ". ".join(rng.sample(sentences, 8)) + ".", encoding="utf-8")
+        paths.append(path)
+    index = Index(Settings(index_dir=tmp_path / "index"))
+    index.update(scan(folder)[0])
+    changed = set()
+    for r in range(6):
+        for path in rng.sample(paths, 6):
+            path.write_text(f"Revision {r}. " + path.read_text(encoding="utf-8"), encoding="utf-8")
+            changed.add(path.name)
+        index.update(scan(folder)[0])
+    stable = [c for c in index.all_chunks() if c.source not in changed]
+    assert len(stable) > 100
+    vectors = index.embeddings.encode([c.text for c in stable])
+    misses = [c.id for c, v in zip(stable, vectors) if index.chunks.similarity_search_by_vector(v.tolist(), k=1)[0].id != c.id]
+    assert misses == []

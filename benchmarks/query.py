@@ -1,0 +1,82 @@
+"""Query latency: p50/p95 of `Assistant.ask` (default extractive path) at growing index sizes, peak memory, cold start.
+
+    python benchmarks/query.py [--chunks 1000 10000] [--questions 100]
+
+Collections are shuffled sentences of the SQuAD articles; questions are the SQuAD dev questions.
+Cold start is the wall time of `assistant ask` from process start to the printed answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from corpus import SQUAD, write_collection  # noqa: E402
+
+from assistant import Assistant, Settings  # noqa: E402
+from assistant.index import Index  # noqa: E402
+from assistant.ingest import scan  # noqa: E402
+
+CHUNKS_PER_DOC = 4  # 12 sentences of ~130 characters in 500-character chunks
+
+
+def questions(n: int) -> list[str]:
+    rows = [json.loads(line) for line in (SQUAD.parent / "squad2-dev-golden.jsonl").read_text().splitlines() if line]
+    return [r["question"] for r in rows][:n]
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--questions", type=int, default=100)
+    args = parser.parse_args()
+    qs = questions(args.questions)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
+        folder, index_dir = Path(tmp) / "docs", Path(tmp) / "index"
+        for target in sorted(args.chunks):
+            # Grow one collection: documents already written and indexed are kept.
+            write_collection(folder, max(1, target // CHUNKS_PER_DOC))
+            settings = Settings(docs_dir=folder, index_dir=index_dir)
+            t = time.perf_counter()
+            Index(settings).update(scan(folder)[0])
+            build = time.perf_counter() - t
+            bot = Assistant(settings, auto_index=False)
+            n_chunks = len(bot.index.all_chunks())
+            for q in qs[:5]:
+                bot.ask(q)  # warm: BM25 built, caches filled
+            latencies = []
+            for q in qs:
+                t = time.perf_counter()
+                bot.ask(q)
+                latencies.append((time.perf_counter() - t) * 1000)
+            cmd = [str(Path(sys.executable).parent / "assistant"), "ask", qs[0], "--docs", str(folder), "--index", str(index_dir)]
+            t = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, check=True)
+            cold = time.perf_counter() - t
+            # The largest `assistant ask` process so far: a fresh process answering at this size.
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            rows.append((n_chunks, statistics.median(latencies), percentile(latencies, 95), peak, cold, build))
+            print(f"{n_chunks:>7} chunks: ask p50 {rows[-1][1]:6.1f} ms, p95 {rows[-1][2]:6.1f} ms; "
+                  f"peak RSS of `assistant ask` {peak:6.0f} MiB; cold start {cold:4.1f} s; index build {build:6.0f} s", flush=True)
+    print("\n| chunks | ask p50 | ask p95 | peak RSS (`assistant ask`) | cold start |\n| --- | --- | --- | --- | --- |")
+    for n, p50, p95, peak, cold, _ in rows:
+        print(f"| {n:,} | {p50:.1f} ms | {p95:.1f} ms | {peak:.0f} MiB | {cold:.1f} s |")
+
+
+if __name__ == "__main__":
+    main()
