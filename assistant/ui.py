@@ -1,74 +1,232 @@
-"""The web chat (Gradio): short answers, quoted passages with [n] markers, and their sources.
+"""The web chat (Gradio): the conversation on the left, the cited passages on the right.
 
-Everything that comes from a document or a person is escaped before it reaches the page, so a
-document holding `<script>` or a markdown image link shows as text.
+The handlers are plain methods of `ChatHandlers` (tests call them directly); `build_app` only wires
+them to components. Each browser tab keeps its own `ChatSession` id in a `gr.State`, so tabs never
+share a conversation, and the session is saved under the index folder after every turn.
 """
 
 from __future__ import annotations
 
-import html
-import re
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 
-from .chat import rewrite
+from .chat import ChatSession
+from .ingest import IngestError, supported_suffixes
 from .records import Answer
+from .ui_render import answer_parts, documents_table, escape, render_answer, render_question, source_panel
 
-EXAMPLES = ["How many soldiers deserted?"]
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~^$])")
+EXAMPLES = ["How many soldiers deserted?", "Where were they deployed when they deserted?", "Who reported it?"]
+
+# Clicking a [n] marker in an answer scrolls the source panel to that passage and flashes it. Capture
+# phase, so it runs before the chat's own link handling (which would open a new tab).
+PAGE_SCRIPT = """
+<script>
+document.addEventListener("click", function (event) {
+  var link = event.target.closest && event.target.closest("a.cite-marker, a[href^='#cite-']");
+  if (!link) return;
+  event.preventDefault();
+  event.stopPropagation();
+  var id = link.getAttribute("data-cite") || link.getAttribute("href").slice(1);
+  var target = document.getElementById(id);
+  if (!target) return;
+  // Scroll only the panel (not the page) so the passage sits near its top.
+  var panel = target.parentElement;
+  while (panel && panel !== document.body && !(panel.scrollHeight > panel.clientHeight + 1 &&
+         /(auto|scroll)/.test(getComputedStyle(panel).overflowY))) { panel = panel.parentElement; }
+  if (panel && panel !== document.body) {
+    panel.scrollTop += target.getBoundingClientRect().top - panel.getBoundingClientRect().top - 8;
+  } else {
+    target.scrollIntoView({block: "nearest"});
+  }
+  document.querySelectorAll(".source.active").forEach(function (el) { el.classList.remove("active"); });
+  target.classList.add("active");
+}, true);
+</script>
+"""
+
+CSS = """
+#sources { max-height: 640px; overflow-y: auto !important; }
+#sources .turn h4 { margin: 0.8em 0 0.3em; }
+#sources .source { border-left: 3px solid #bbb; padding: 0.3em 0.6em; margin: 0.4em 0; white-space: pre-wrap; }
+#sources .source.active { border-left-color: #e8a400; background: rgba(232, 164, 0, 0.08); }
+#sources .source-head { font-size: 0.85em; opacity: 0.75; }
+#sources mark { background: #ffe066; color: inherit; padding: 0 1px; }
+a.cite-marker { text-decoration: none; font-weight: 600; cursor: pointer; }
+table.documents td, table.documents th { padding: 2px 10px 2px 0; text-align: left; }
+"""
 
 
-def escape(text: str) -> str:
-    """Text shown literally in Gradio's markdown: HTML-escaped, markdown syntax neutralised."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False)).replace("\n", " ")
+class ChatHandlers:
+    """The web chat's event handlers, as plain functions over one shared `Assistant`."""
 
+    def __init__(self, assistant) -> None:
+        self.assistant = assistant
+        self._write_lock = threading.Lock()  # uploads and removals change the index one at a time
 
-def render(answer: Answer) -> str:
-    """The chat message for an answer: short answer, block quotes with markers, sources."""
-    if answer.abstained:
-        return f"**{escape(answer.answer)}**"
-    markers = " ".join(f"\\[{c.id}\\]" for c in answer.citations)
-    lines = [f"**{escape(answer.answer)}** {markers}", ""]
-    for c in answer.citations:
-        lines += [f"> \\[{c.id}\\] {escape(c.quote)}", ""]
-    lines.append("Sources: " + "; ".join(f"\\[{c.id}\\] {escape(c.source)}, characters {c.start}–{c.end}" for c in answer.citations))
-    return "\n".join(lines)
+    # Conversation ------------------------------------------------------------------------------
 
+    def session(self, session_id: str | None) -> ChatSession:
+        return ChatSession(self.assistant, session_id or None)
 
-def _user_turns(history: list) -> list[str]:
-    turns = []
-    for turn in history:
-        if isinstance(turn, dict) and turn.get("role") == "user":
-            content = turn.get("content")
-            if isinstance(content, list):
-                content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-            turns.append(str(content))
-    return turns
+    def respond(self, message: str, messages: list | None, session_id: str | None, k: float | None = None) -> Iterator[tuple]:
+        """Answer `message` in the tab's session; yields (messages, source panel, session id, input box)
+        as the answer grows, so the page shows it progressively."""
+        messages = list(messages or [])
+        message = (message or "").strip()
+        session = self.session(session_id)
+        if not message:
+            yield messages, self.sources(session.history), session.session_id, ""
+            return
+        messages.append({"role": "user", "content": render_question(message)})
+        messages.append({"role": "assistant", "content": "*Searching the documents…*"})
+        yield messages, self.sources(session.history), session.session_id, ""
+        answer = session.ask(message, k=int(k) if k else None)
+        turn = len(session.history)
+        shown = ""
+        for part in answer_parts(answer, turn):
+            shown += part
+            messages[-1] = {"role": "assistant", "content": shown}
+            yield messages, self.sources(session.history[:-1]), session.session_id, ""
+        yield messages, self.sources(session.history), session.session_id, ""
 
+    def sources(self, history: list[Answer]) -> str:
+        return source_panel(history, self.assistant.document_text)
 
-def make_respond(assistant):
-    """The chat handler. Gradio passes each browser tab's own visible history, so tabs never mix."""
+    def resume(self, session_id: str) -> tuple[list, str, str, str]:
+        """Reload a saved session: its messages and cited passages, and a status line."""
+        session_id = (session_id or "").strip()
+        try:
+            session = self.session(session_id)
+        except ValueError as exc:
+            return [], self.sources([]), "", f"Cannot open that session: {escape(str(exc))}."
+        if not session.history:
+            return [], self.sources([]), session.session_id, f"No saved session {escape(session_id)}; a new one starts with your next question."
+        messages = []
+        for turn, answer in enumerate(session.history, 1):
+            messages.append({"role": "user", "content": render_question(answer.question)})
+            messages.append({"role": "assistant", "content": render_answer(answer, turn)})
+        return messages, self.sources(session.history), session.session_id, f"Resumed session {escape(session.session_id)} ({len(session.history)} turns)."
 
-    def respond(message: str, history: list) -> str:
-        if not message or not message.strip():
-            return "Ask a question about the documents."
-        earlier = [Answer(q, "", True) for q in _user_turns(history)]
-        return render(assistant.ask(message, query=rewrite(message, earlier)))
+    def new_chat(self) -> tuple[list, str, str, str]:
+        session = self.session(None)
+        return [], self.sources([]), session.session_id, f"New session {session.session_id}."
 
-    return respond
+    # Documents ---------------------------------------------------------------------------------
+
+    def document_names(self) -> list[str]:
+        return list(self.assistant.documents())
+
+    def documents(self) -> str:
+        return documents_table(self.assistant.documents())
+
+    def upload(self, files: list | None, progress=None) -> tuple[str, str, list[str]]:
+        """Index uploaded files; returns (status markdown, document table, document names).
+
+        Each file is indexed at once and is citable by the next question; a rejected file is
+        listed with the reason."""
+        paths = [Path(getattr(f, "name", f)) for f in (files or [])]
+        if not paths:
+            return "Choose .txt or .md files to add.", self.documents(), self.document_names()
+        lines = []
+        for n, path in enumerate(paths):
+            if progress is not None:
+                progress((n, len(paths)), desc=f"Indexing {path.name}")
+            try:
+                with self._write_lock:
+                    report = self.assistant.add_file(path, source=path.name)
+            except IngestError as exc:
+                lines.append(f"- {escape(path.name)}: rejected — {escape(str(exc))}")
+                continue
+            state = "unchanged" if report.unchanged else "indexed"
+            lines.append(f"- {escape(path.name)}: {state}, {report.chunks} new chunk(s)")
+        if progress is not None:
+            progress((len(paths), len(paths)), desc="Done")
+        return "\n".join(lines), self.documents(), self.document_names()
+
+    def remove(self, source: str | None) -> tuple[str, str, list[str]]:
+        if not source:
+            return "Pick a document to remove.", self.documents(), self.document_names()
+        if source not in self.assistant.documents():
+            return f"{escape(source)} is not indexed.", self.documents(), self.document_names()
+        with self._write_lock:
+            self.assistant.remove(source)
+        return f"Removed {escape(source)}.", self.documents(), self.document_names()
 
 
 def build_app(assistant):
     import gradio as gr
 
-    respond = make_respond(assistant)
-    return gr.ChatInterface(
-        respond,
-        title="Document assistant",
-        description="Answers quote the documents verbatim; every quote is checked against its source.",
-        examples=EXAMPLES,
-        api_name="respond",
-    )
+    h = ChatHandlers(assistant)
+    suffixes = supported_suffixes()
+    with gr.Blocks(title="Document assistant", fill_width=True) as app:
+        session_id = gr.State(None)
+        gr.Markdown("## Document assistant\nAnswers quote the documents verbatim; every quote is checked against its source. "
+                    "Click a marker such as [1] to see its passage.")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(elem_id="chat", height=560, label="Conversation", buttons=["copy"], feedback_options=None)
+                with gr.Row():
+                    box = gr.Textbox(placeholder="Ask about the documents…", show_label=False, scale=5, elem_id="question", autofocus=True)
+                    send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+                gr.Examples(EXAMPLES[:1], inputs=box)
+            with gr.Column(scale=2):
+                gr.Markdown("### Sources")
+                sources = gr.HTML(h.sources([]), elem_id="sources", max_height=640)
+        with gr.Accordion("Documents and settings", open=False, elem_id="manage"):
+            with gr.Row():
+                with gr.Column():
+                    upload = gr.File(label=f"Add documents ({', '.join(suffixes)})", file_count="multiple",
+                                     file_types=suffixes, elem_id="upload")
+                    upload_status = gr.Markdown(elem_id="upload-status")
+                    with gr.Row():
+                        pick = gr.Dropdown(h.document_names(), label="Document", elem_id="pick", scale=3)
+                        remove = gr.Button("Remove", variant="stop", scale=1, elem_id="remove")
+                with gr.Column():
+                    table = gr.HTML(h.documents(), elem_id="documents")
+                    k = gr.Slider(1, 20, value=assistant.settings.k, step=1, label="Passages per question (k)", elem_id="k")
+                    with gr.Row():
+                        resume_id = gr.Textbox(label="Session id", placeholder="resume a saved session", scale=3, elem_id="session-id")
+                        resume = gr.Button("Resume", scale=1)
+                        new = gr.Button("New chat", scale=1, elem_id="new-chat")
+                    session_status = gr.Markdown(elem_id="session-status")
+
+        outputs = [chatbot, sources, session_id, box]
+        box.submit(h.respond, [box, chatbot, session_id, k], outputs, api_name="respond")
+        send.click(h.respond, [box, chatbot, session_id, k], outputs, api_name=False)
+
+        def do_upload(files, progress=gr.Progress()):
+            status, docs, names = h.upload(files, progress)
+            return status, docs, gr.update(choices=names), None
+
+        upload.upload(do_upload, [upload], [upload_status, table, pick, upload], api_name="upload")
+
+        def do_remove(source):
+            status, docs, names = h.remove(source)
+            return status, docs, gr.update(choices=names, value=None)
+
+        remove.click(do_remove, [pick], [upload_status, table, pick], api_name="remove")
+        resume.click(h.resume, [resume_id], [chatbot, sources, session_id, session_status], api_name=False)
+        new.click(h.new_chat, None, [chatbot, sources, session_id, session_status], api_name=False)
+        # Each tab opens with the current document list (another tab may have changed it).
+        app.load(lambda: (h.documents(), gr.update(choices=h.document_names())), None, [table, pick], api_name=False)
+    return app
+
+
+def _stop_on_sigterm() -> None:
+    """Let `kill PID` stop the server cleanly: Gradio's blocking loop exits on KeyboardInterrupt only."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def serve(assistant, host: str = "127.0.0.1", port: int = 7860) -> None:
     app = build_app(assistant)
-    app.queue(default_concurrency_limit=4).launch(server_name=host, server_port=port, show_error=True)
+    _stop_on_sigterm()
+    app.queue(default_concurrency_limit=4).launch(
+        server_name=host, server_port=port, show_error=True, css=CSS, head=PAGE_SCRIPT, footer_links=[]
+    )
