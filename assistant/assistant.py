@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,7 @@ class Assistant:
         self.index = Index(self.settings, self.embeddings)
         self.retriever = HybridRetriever(index=self.index, k=self.settings.k)
         self.last_report: IndexReport | None = None
+        self._llm_model = None  # built on first use of a non-extractive `llm` setting
         self.skipped: list[Skipped] = []
         if auto_index and not self.index.committed():
             self.index_folder()
@@ -72,6 +75,19 @@ class Assistant:
 
     def ask(self, question: str, k: int | None = None, query: str | None = None) -> Answer:
         """Answer `question`; `query` (default: the question) is what gets searched."""
+        for item in self.ask_stream(question, k, query):
+            if isinstance(item, Answer):
+                return item
+        raise AssertionError("ask_stream ended without an answer")
+
+    def ask_stream(self, question: str, k: int | None = None, query: str | None = None) -> Iterator[str | Answer]:
+        """Like `ask`, but first yields the LLM's answer text piece by piece as it is generated.
+
+        The last item is the checked `Answer`; with `llm="extractive"` it is the only one.
+
+        >>> for item in Assistant(llm="local").ask_stream("How many soldiers deserted?"):
+        ...     print(item, end="", flush=True) if isinstance(item, str) else print("\n", item.citations)
+        """
         started = time.perf_counter()
         question = question.strip()
         if not question:
@@ -86,6 +102,8 @@ class Assistant:
         else:
             answer = Answer(question, NOT_FOUND, True)
         answer.question, answer.query = question, query
+        if self.settings.llm != "extractive" and passages:
+            answer = yield from self._generative(question, passages, answer)
         answer.passages = [
             {**p.chunk.metadata(), "id": p.chunk.id, "text": p.chunk.text, "score": round(p.score, 5)} for p in passages
         ]
@@ -93,7 +111,36 @@ class Assistant:
         for c in answer.citations:
             c.page = page_at(self.index.document_pages(c.source), c.start)
         answer.latency_ms = (time.perf_counter() - started) * 1000
-        return answer
+        yield answer
+
+    def _generative(self, question: str, passages: list[Passage], extractive: Answer) -> Iterator[str | Answer]:
+        """The LLM's answer, keeping only citations found verbatim; else `extractive`, saying why."""
+        from .generate import Checked, ModelFailed, generate
+        from .llm import LLMError, explain, make_chat_model
+
+        checked = None
+        try:
+            if self._llm_model is None:
+                self._llm_model = make_chat_model(self.settings)
+            for item in generate(self._llm_model, question, passages, self.index.document_text):
+                if isinstance(item, Checked):
+                    checked = item
+                else:
+                    yield item
+        except (LLMError, ModelFailed) as exc:
+            note = explain(exc.__cause__ or exc, self.settings)
+            return replace(extractive, fallback=True, note=f"{note}; answered without the LLM")
+        if not checked.abstained and not checked.citations:
+            note = "the LLM's answer had no quote found verbatim in the passages it cited; showing the extractive answer"
+            return replace(extractive, fallback=True, note=note)
+        return replace(
+            extractive,
+            answer=checked.answer,
+            abstained=checked.abstained,
+            citations=checked.citations,
+            answerer=self.settings.llm,
+            unsupported=checked.unsupported,
+        )
 
     def chat(self, session_id: str | None = None):
         """A conversation whose follow-ups are read in the light of earlier turns."""

@@ -43,6 +43,10 @@ class Answer:
     confidence: float = 0.0
     query: str = ""
     passages: list[dict] = field(default_factory=list)
+    answerer: str = "extractive"  # the `llm` setting that wrote `answer`
+    fallback: bool = False  # an LLM was asked, but this is the extractive answer (see `note`)
+    note: str = ""  # why the answer fell back, in one line
+    unsupported: list[str] = field(default_factory=list)  # LLM claims no surviving quote backs
 
     def to_dict(self) -> dict:
         return {
@@ -53,6 +57,10 @@ class Answer:
             "latency_ms": round(self.latency_ms, 1),
             "confidence": round(self.confidence, 3),
             "query": self.query or self.question,
+            "answerer": self.answerer,
+            "fallback": self.fallback,
+            "note": self.note,
+            "unsupported": list(self.unsupported),
         }
 
     @classmethod
@@ -65,4 +73,8 @@ class Answer:
             latency_ms=data.get("latency_ms", 0.0),
             confidence=data.get("confidence", 0.0),
             query=data.get("query", ""),
+            answerer=data.get("answerer", "extractive"),
+            fallback=data.get("fallback", False),
+            note=data.get("note", ""),
+            unsupported=list(data.get("unsupported", [])),
         )
