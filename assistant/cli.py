@@ -22,6 +22,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["index_dir"] = Path(args.index)
     if getattr(args, "k", None):
         overrides["k"] = args.k
+    if getattr(args, "llm", None):
+        overrides["llm"] = args.llm
     return Settings(**overrides)
 
 
@@ -74,18 +76,33 @@ def cmd_index(args: argparse.Namespace) -> int:
     return _index_and_report(bot, folders, prune=args.prune or not args.paths)
 
 
-def _print_answer(answer, as_json: bool) -> None:
+def _print_answer(answer, as_json: bool, streamed: str = "") -> None:
     if as_json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
-    print(answer.answer)
+    if answer.note:
+        print(f"note: {answer.note}", file=sys.stderr)
+    if answer.answer != streamed.strip():  # the checked answer, where it differs from what streamed
+        print(("checked answer: " if streamed else "") + answer.answer)
+    for claim in answer.unsupported:
+        print(f"  (unsupported by any quote: {claim})")
     for c in answer.citations:
         print(f"  [{c.id}] {c.label} {c.start}-{c.end}: “{c.quote}”")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     bot = _assistant(args)
-    _print_answer(bot.ask(args.question, k=args.k), args.json)
+    streamed = ""
+    for item in bot.ask_stream(args.question, k=args.k):
+        if isinstance(item, str):
+            if not args.json:  # the LLM's words as they come; the checked answer follows
+                print(item, end="", flush=True)
+                streamed += item
+        else:
+            answer = item
+    if streamed:
+        print()
+    _print_answer(answer, args.json, streamed)
     return 0
 
 
@@ -120,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--docs", help="documents folder (default: ASSISTANT_DOCS_DIR or seeds/)")
         p.add_argument("--index", help="index folder (default: ASSISTANT_INDEX_DIR or index/)")
 
+    def llm_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--llm",
+            help="answerer: extractive, local, openai:<model> or ollama:<model> (default: ASSISTANT_LLM or extractive)",
+        )
+
     p = sub.add_parser("index", help="index documents (default: the docs folder)", description="Index .txt, .md, .pdf, .docx and .html files; unchanged files are skipped.")
     p.add_argument("paths", nargs="*", help="folders or files to index")
     p.add_argument("--prune", action="store_true", help="remove indexed documents not found under PATHS (always on without PATHS)")
@@ -131,17 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the answer record as JSON")
     p.add_argument("-k", type=int, help="passages to retrieve (default: ASSISTANT_K or 5)")
     common(p)
+    llm_option(p)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("chat", help="a conversation in the terminal", description="Ask questions in turn; follow-ups use earlier turns.")
     p.add_argument("--session", help="resume (or name) a saved session")
     common(p)
+    llm_option(p)
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("serve", help="the web chat (Gradio)", description="Serve the web chat.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     common(p)
+    llm_option(p)
     p.set_defaults(func=cmd_serve)
 
     try:
