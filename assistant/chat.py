@@ -32,6 +32,7 @@ _REFERRING = re.compile(
 )
 _ELLIPSIS = re.compile(r"^\s*(and|what about|how about|or|but)\b", re.IGNORECASE)
 _KEY_POS = {"NOUN", "PROPN"}
+_NUMERIC_ENTITIES = {"CARDINAL", "QUANTITY", "MONEY", "PERCENT", "DATE", "TIME", "ORDINAL"}
 MAX_CARRIED = 8
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _QUESTION_WORDS = {"how", "what", "which", "who", "whom", "whose", "when", "where", "why", "did", "does", "do", "is", "are", "was", "were"}
@@ -47,13 +48,15 @@ def depends_on_context(question: str) -> bool:
 
 
 def key_terms(text: str) -> list[str]:
-    """The nouns and proper names of `text`, lower-cased, in order, without repeats."""
+    """The nouns and names of `text` (named entities other than numbers and dates included, such as
+    "North Korean"), lower-cased, in order, without repeats."""
     with _nlp_lock:
         doc = _nlp()(text)
     found: list[str] = []
     for token in doc:
         word = token.text.lower()
-        if token.pos_ in _KEY_POS and word not in STOP_WORDS and word not in _QUESTION_WORDS and len(word) > 1 and word not in found:
+        named = token.ent_type_ and token.ent_type_ not in _NUMERIC_ENTITIES
+        if (token.pos_ in _KEY_POS or named) and token.pos_ != "NUM" and word not in STOP_WORDS and word not in _QUESTION_WORDS and len(word) > 1 and word not in found:
             found.append(word)
     return found
 
