@@ -70,3 +70,13 @@ def test_the_squad_dev_golden_file_loads_whole():
     golden = load_golden(path)
     assert len(golden.questions) == 4151
     assert sum(q.answerable for q in golden.questions) == 2092
+
+
+def test_a_sample_is_fixed_by_its_seed_and_keeps_file_order(tmp_path):
+    path = write(tmp_path, [{"id": f"q{i}", "question": f"Q{i}?", "answers": []} for i in range(50)])
+    golden = load_golden(path)
+    a, b, c = golden.sampled(10, seed=1), golden.sampled(10, seed=1), golden.sampled(10, seed=2)
+    ids = [q.id for q in a.questions]
+    assert len(ids) == 10 and ids == [q.id for q in b.questions] and ids != [q.id for q in c.questions]
+    assert ids == sorted(ids, key=lambda x: int(x[1:]))
+    assert golden.sampled(None) is golden and golden.sampled(99) is golden

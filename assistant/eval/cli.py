@@ -51,7 +51,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .golden import load_golden
     from .run import evaluate, eval_index_dir
 
-    golden = load_golden(args.golden).limited(args.limit)
+    golden = load_golden(args.golden).sampled(args.sample, args.seed).limited(args.limit)
     base = _settings(argparse.Namespace(docs=args.docs, index=None, k=None))
     index_dir = Path(args.index) if args.index else eval_index_dir(base, base.docs_dir)
     settings = base.model_copy(update={"index_dir": index_dir})
@@ -62,6 +62,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
           file=sys.stderr)
     results = evaluate(golden, Path(args.golden), settings, answerers, k=args.k, progress=not args.quiet,
                        warn=lambda m: print(m, file=sys.stderr))
+    for r in results:
+        r.settings["questions"] = {"asked": len(golden), "limit": args.limit, "sample": args.sample,
+                                   "seed": args.seed if args.sample else None}
     print(report.table(results))
     if args.json:
         report.write_json(results, Path(args.json))
@@ -92,6 +95,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="write metrics, settings and per-question records as JSON")
     p.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N questions (conversations count as one)")
+    p.add_argument("--sample", type=int, metavar="N", help="a random N of the questions (fixed by --seed), spanning all documents")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     p.add_argument("--fail-under", type=parse_bar, action="append", default=[], metavar="METRIC=VALUE",
                    help="exit 1 when METRIC is below VALUE (repeatable); quote_validity < 1 always fails")
     p.add_argument("--baseline", choices=["bm25", "dense"], help="answer with a textbook baseline instead of ours")

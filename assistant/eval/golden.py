@@ -49,6 +49,18 @@ class GoldenSet:
             return self
         return GoldenSet(self.questions[:limit], self.conversations[: max(0, limit - len(self.questions))])
 
+    def sampled(self, size: int | None, seed: int = 0) -> GoldenSet:
+        """A random `size` of the items, the same for the same seed, kept in file order: a quick run
+        that still spans every document (the first N of a file ordered by document would not)."""
+        if size is None or size >= len(self.questions) + len(self.conversations):
+            return self
+        import random
+
+        items = [("q", i) for i in range(len(self.questions))] + [("c", i) for i in range(len(self.conversations))]
+        keep = set(random.Random(seed).sample(items, size))
+        return GoldenSet([q for i, q in enumerate(self.questions) if ("q", i) in keep],
+                         [c for i, c in enumerate(self.conversations) if ("c", i) in keep])
+
 
 def _question(obj: dict, where: str, default_id: str) -> GoldenQuestion:
     question = obj.get("question")
