@@ -49,3 +49,20 @@ def test_compare_names_questions_that_flip():
     out = compare(a, b)
     assert "0 miss->hit, 1 hit->miss" in out and "q1" in out.split("hit -> miss:")[1]
     assert "-1.000" in out
+
+
+def test_load_run_picks_a_baseline_stored_beside_the_main_run(tmp_path):
+    import json
+
+    import pytest
+
+    from assistant.eval.report import load_run
+
+    data = to_json([result("ours", [rec("q1", ["18"], "18", False, "Some 18.")]),
+                    result("bm25", [rec("q1", ["18"], "x", False, "No.")])])
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert load_run(str(path))["settings"]["answerer"] == "ours"
+    assert load_run(f"{path}#bm25")["settings"]["answerer"] == "bm25"
+    with pytest.raises(ValueError, match="holds no run 'dense'"):
+        load_run(f"{path}#dense")

@@ -43,7 +43,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from . import report
 
     if args.compare:
-        a, b = (report.load_run(Path(p)) for p in args.compare)
+        a, b = (report.load_run(p) for p in args.compare)
         print(report.compare(a, b, Path(args.compare[0]).name, Path(args.compare[1]).name))
         return 0
     if not args.golden:
@@ -102,7 +102,7 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--baseline", choices=["bm25", "dense"], help="answer with a textbook baseline instead of ours")
     p.add_argument("--with-baselines", action="store_true", help="also run both baselines and show them beside the first run")
     p.add_argument("-k", type=int, default=10, help="passages retrieved per question (default 10: recall@10 needs them)")
-    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="compare two --json results instead of running")
+    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="compare two --json results instead of running (FILE#bm25 picks a baseline run stored in FILE)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_eval)
     return p

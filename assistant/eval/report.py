@@ -97,7 +97,9 @@ def write_json(results: list[RunResult], path: Path) -> None:
 # Compare ----------------------------------------------------------------------------------------
 
 
-def load_run(path: Path) -> dict:
+def load_run(spec: str | Path) -> dict:
+    """A run from a `--json` file; `FILE#bm25` picks a baseline stored beside the main run."""
+    path, _, pick = str(spec).partition("#")
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -106,6 +108,11 @@ def load_run(path: Path) -> dict:
         raise ValueError(f"{path} is not JSON ({exc.msg}); pass a file written by `assistant eval --json`") from exc
     if not isinstance(data, dict) or "metrics" not in data or "records" not in data:
         raise ValueError(f"{path} is not an eval result; pass a file written by `assistant eval --json`")
+    if pick and pick != data.get("settings", {}).get("answerer"):
+        runs = data.get("baselines", {})
+        if pick not in runs:
+            raise ValueError(f"{path} holds no run {pick!r}; it has: {', '.join([data['settings'].get('answerer', '?'), *runs])}")
+        return runs[pick]
     return data
 
 
