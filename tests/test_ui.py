@@ -1,0 +1,92 @@
+"""Web chat handlers, called as plain functions: streaming, escaping, upload, removal, sessions."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from assistant import Assistant, Settings
+from assistant.ui import ChatHandlers
+from assistant.ui_render import documents_table, escape, source_panel
+from assistant.records import Answer, Citation
+
+from conftest import SEEDS
+
+
+@pytest.fixture
+def handlers(tmp_path, docs):
+    return ChatHandlers(Assistant(Settings(docs_dir=docs, index_dir=tmp_path / "index")))
+
+
+def last(generator):
+    steps = list(generator)
+    return steps, steps[-1]
+
+
+def test_answers_stream_and_the_source_panel_highlights_the_quote(handlers):
+    steps, (messages, panel, session_id, box) = last(handlers.respond("How many soldiers deserted?", [], None, 5))
+    assert len(steps) > 3  # the answer grows over several updates
+    assert [m["role"] for m in messages] == ["user", "assistant"] and box == ""
+    assert 'data-cite="cite-1-1"' in messages[-1]["content"]
+    assert re.search(r'id="cite-1-1".*<mark>Some 18 North Korean soldiers', panel, re.S)
+    # The next question in the same tab is a follow-up in the same session.
+    _, (messages, panel, same_id, _) = last(handlers.respond("Where were they deployed when they deserted?", messages, session_id, 5))
+    assert same_id == session_id and len(messages) == 4
+    assert "<mark>The troops were deployed" in panel and 'id="cite-2-1"' in panel
+
+
+def test_each_tab_has_its_own_conversation(handlers):
+    _, (_, _, first_tab, _) = last(handlers.respond("How many soldiers deserted?", [], None))
+    _, (_, panel, second_tab, _) = last(handlers.respond("Who reported it?", [], None))
+    assert first_tab != second_tab
+    assert len(handlers.session(second_tab).history) == 1 and handlers.session(second_tab).history[0].query == "Who reported it?"
+
+
+def test_questions_and_document_text_are_escaped():
+    answer = Answer("<script>alert(1)</script> ![x](http://evil/x.png)", "<b>x</b>", False,
+                    [Citation(1, "<img src=x>.txt", 0, 8, "<script>")])
+    panel = source_panel([answer], lambda source: "<script>alert(1)</script>")
+    assert "<script>" not in panel and "&lt;script&gt;" in panel and "<img" not in panel
+    shown = escape("![x](http://evil/x.png) <script>")
+    assert "<script>" not in shown and "![" not in shown and "](" not in shown
+    assert "<td>&lt;b&gt;.txt</td>" in documents_table({"<b>.txt": 1})
+
+
+def test_upload_indexes_at_once_and_rejects_with_the_reason(handlers, tmp_path):
+    good = tmp_path / "zebras.md"
+    good.write_text("The zebra crossing in Quillfield was painted violet in 1987 by the council.", encoding="utf-8")
+    bad = tmp_path / "table.csv"
+    bad.write_text("a,b\n1,2\n", encoding="utf-8")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    status, table, names = handlers.upload([str(good), str(bad), str(empty)])
+    status = status.replace("\\", "")  # markdown escapes
+    assert "zebras.md: indexed" in status
+    assert re.search(r"table\.csv: rejected — unsupported file type", status.replace("\\", ""))
+    assert "empty.txt: rejected — empty file" in status.replace("\\", "")
+    assert "zebras.md" in names and "<td>zebras.md</td>" in table
+    _, (messages, panel, _, _) = last(handlers.respond("What colour was the crossing in Quillfield painted?", [], None))
+    assert "zebras.md" in panel and "<mark>The zebra crossing in Quillfield" in panel
+
+
+def test_remove_takes_a_document_out(handlers):
+    source = handlers.document_names()[0]
+    status, table, names = handlers.remove(source)
+    assert source not in names and "Removed" in status
+    _, (messages, _, _, _) = last(handlers.respond("How many soldiers deserted?", [], None))
+    assert "Not found in the documents" in messages[-1]["content"]
+
+
+def test_a_saved_session_resumes_with_its_citations(handlers):
+    _, (_, _, session_id, _) = last(handlers.respond("How many soldiers deserted?", [], None))
+    messages, panel, resumed, status = handlers.resume(session_id)
+    assert resumed == session_id and "1 turns" in status
+    assert 'data-cite="cite-1-1"' in messages[1]["content"] and "<mark>Some 18 North Korean soldiers" in panel
+    assert "Cannot open" in handlers.resume("../../etc")[3]
+
+
+def test_the_app_builds(handlers):
+    from assistant.ui import build_app
+
+    assert build_app(handlers.assistant) is not None
