@@ -52,7 +52,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .run import evaluate, eval_index_dir
 
     golden = load_golden(args.golden).sampled(args.sample, args.seed).limited(args.limit)
-    base = _settings(argparse.Namespace(docs=args.docs, index=None, k=None))
+    base = _settings(argparse.Namespace(docs=args.docs, index=None, k=None, llm=args.llm))
     index_dir = Path(args.index) if args.index else eval_index_dir(base, base.docs_dir)
     settings = base.model_copy(update={"index_dir": index_dir})
     answerers = [args.baseline] if args.baseline else ["ours"]
@@ -104,5 +104,6 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="passages retrieved per question (default 10: recall@10 needs them)")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="compare two --json results instead of running (FILE#bm25 picks a baseline run stored in FILE)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--llm", help="answerer of 'ours': extractive, local, openai:<model> or ollama:<model> (default: ASSISTANT_LLM)")
     p.set_defaults(func=cmd_eval)
     return p
