@@ -19,7 +19,7 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~^$])")
 
 def escape(text: str) -> str:
     """Text shown literally in a markdown message: HTML-escaped, markdown syntax neutralised."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=True)).replace("\n", " ")
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False)).replace("\n", " ")
 
 
 def anchor(turn: int, citation_id: int) -> str:

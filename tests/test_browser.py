@@ -1,0 +1,136 @@
+"""The web chat in a real browser: Debian's chromium driven by Playwright against `assistant serve`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SEEDS
+
+pytestmark = [pytest.mark.browser, pytest.mark.server]
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+PORTS = range(7900, 7920)
+ARTIFACTS = ROOT / "test-artifacts"
+HOSTILE = (
+    "The lighthouse keeper of Port Vellan logged <script>alert('pwned')</script> exactly 412 storms.\n"
+    "Her report carried a picture link ![x](http://evil.invalid/x.png) that must stay text.\n"
+)
+
+
+def free_port() -> int:
+    for port in PORTS:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    pytest.skip("no free port in 7900-7919 for the web chat")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed: apt-get install -y chromium")
+    docs = tmp_path_factory.mktemp("browser-docs")
+    for f in SEEDS.glob("*.txt"):
+        shutil.copy(f, docs)
+    (docs / "lighthouse.txt").write_text(HOSTILE, encoding="utf-8")
+    port = free_port()
+    env = {**os.environ, "ASSISTANT_INDEX_DIR": str(tmp_path_factory.mktemp("browser-index")), "ASSISTANT_DOCS_DIR": str(docs)}
+    log = open(tmp_path_factory.mktemp("browser-log") / "serve.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"assistant serve did not start; see {log.name}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(server)
+        page.wait_for_selector("#question textarea", timeout=60_000)
+        yield page
+        browser.close()
+
+
+def ask(page, question: str, turn: int) -> str:
+    page.fill("#question textarea", question)
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"#sources #cite-{turn}-1 mark", timeout=120_000)
+    page.wait_for_function("() => !document.querySelector('#chat')?.innerText.includes('Searching the documents')", timeout=60_000)
+    return page.locator("#chat .message-row.bot-row, #chat .bot").last.inner_text()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
+
+
+def test_three_turn_conversation_with_highlighted_quotes(page):
+    ask(page, "How many soldiers deserted?", 1)
+    assert "Some 18 North Korean soldiers" in page.locator("#sources #cite-1-1 mark").inner_text()
+    ask(page, "Where were they deployed when they deserted?", 2)
+    assert page.locator("#sources #cite-2-1 mark").inner_text().startswith("The troops were deployed in Russia’s Kursk and Bryansk")
+    answer = ask(page, "Who reported it?", 3)
+    assert "Suspilne" in answer and "Suspilne" in page.locator("#sources #cite-3-1 mark").inner_text()
+    # Clicking the first turn's marker brings its passage into view in the source panel.
+    page.locator("#chat a.cite-marker[href='#cite-1-1']").first.click()
+    page.wait_for_selector("#cite-1-1.active", timeout=5_000)
+    box = page.locator("#cite-1-1").bounding_box()
+    assert box is not None and 0 <= box["y"] < 900
+    shot(page, "conversation.png")
+
+
+def test_uploaded_file_is_citable_at_once(page, tmp_path):
+    upload = tmp_path / "orchards.md"
+    upload.write_text("# Orchards\n\nThe Brindlemoor orchard grows 73 varieties of quince on its terraces.\n", encoding="utf-8")
+    page.click("#manage button, #manage .label-wrap")
+    page.set_input_files("#upload input[type=file]", str(upload))
+    page.wait_for_function("() => document.querySelector('#upload-status')?.innerText.includes('orchards.md')", timeout=120_000)
+    assert "orchards.md" in page.locator("#documents").inner_text()
+    answer = ask(page, "How many varieties of quince does the Brindlemoor orchard grow?", 1)
+    assert "73" in answer and "orchards.md" in page.locator("#sources #cite-1-1").inner_text()
+    shot(page, "upload.png")
+
+
+def test_a_script_tag_in_a_document_shows_as_text(page):
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    ask(page, "How many storms did the lighthouse keeper of Port Vellan log?", 1)
+    panel = page.locator("#sources").inner_text()
+    assert "<script>alert('pwned')</script>" in panel
+    assert "<script>alert('pwned')</script>" in page.locator("#chat").inner_text()
+    ask(page, "What picture link did her report carry?", 2)
+    assert "![x](http://evil.invalid/x.png)" in page.locator("#sources").inner_text()
+    assert page.locator("#sources script, #chat script, img[src*='evil']").count() == 0
+    assert dialogs == []
+    shot(page, "escaped.png")
