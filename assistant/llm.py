@@ -13,6 +13,7 @@ import importlib.util
 import os
 import re
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,6 +68,30 @@ _local_models: dict[tuple, BaseChatModel] = {}
 _local_lock = threading.Lock()
 
 
+@contextmanager
+def _without_extra_buffers():
+    """Load llama.cpp models without its "extra buffer types" (weight repacking for AMX and the like).
+
+    On this machine's CPUs (AMX advertised, kernel/sandbox not granting it) any batched prompt
+    evaluation with them segfaults the process; llama-cpp-python has no keyword for it, so the
+    default model parameters are adjusted while a model loads.
+    """
+    import llama_cpp.llama as llama_module
+
+    original = llama_module.llama_cpp.llama_model_default_params
+
+    def params():
+        p = original()
+        p.use_extra_bufts = False
+        return p
+
+    llama_module.llama_cpp.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        llama_module.llama_cpp.llama_model_default_params = original
+
+
 def _local(settings: Settings) -> BaseChatModel:
     if importlib.util.find_spec("llama_cpp") is None:
         raise LLMError("llm 'local' needs llama-cpp-python: run `pip install -e '.[local]'` (it compiles for ~5 minutes)")
@@ -74,7 +99,7 @@ def _local(settings: Settings) -> BaseChatModel:
 
     path = bundled_gguf_path()
     key = (str(path), settings.llm_max_tokens, settings.llm_context)
-    with _local_lock:  # loading is cheap (~0.2 s) but the weights are worth sharing between assistants
+    with _local_lock, _without_extra_buffers():  # loading is cheap, but the weights are worth sharing
         if key not in _local_models:
             _local_models[key] = ChatLlamaCpp(
                 model_path=str(path),

@@ -20,7 +20,7 @@ from assistant.cli import main
 from assistant.generate import check, generate, parse_output
 from assistant.llm import LLMError, bundled_gguf_path, explain, make_chat_model, parse_spec
 
-QUESTIONS = ["How many soldiers deserted?", "Who is searching for the deserters?", "What is the capital of Mars?"]
+QUESTIONS = ["How many soldiers deserted?", "What is the capital of Mars?"]
 PORTS = range(8100, 8120)
 
 
