@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import chromadb
+import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from langchain_chroma import Chroma
 from tqdm.auto import tqdm
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 # Default HNSW settings lost the true best match after re-upserts (see STACK.md); these did not.
 HNSW = {"hnsw": {"space": "cosine", "ef_search": 200, "ef_construction": 200}}
 BATCH = 256
+GROUP_CHUNKS = 512
 
 
 class IndexStoreError(RuntimeError):
@@ -175,10 +177,12 @@ class Index:
             todo.append((doc, chunk_document(doc, self.settings.chunk_size, self.settings.chunk_overlap)))
         total = sum(len(chunks) for _, chunks in todo)
         with tqdm(total=total, unit="chunk", desc="indexing", disable=not progress or total == 0) as bar:
-            for doc, chunks in todo:
-                self._write(doc, chunks)
-                report.chunks += len(chunks)
-                bar.update(len(chunks))
+            for group in _groups(todo, GROUP_CHUNKS):
+                self._write_group(group)
+                for _, chunks in group:
+                    report.chunks += len(chunks)
+                bar.update(sum(len(chunks) for _, chunks in group))
+                bar.set_postfix(files=f"{len(report.added) + len(report.updated)}", refresh=False)
         if prune:
             keep = {d.source for d in docs}
             for source in sorted(set(committed) - keep):
@@ -186,26 +190,37 @@ class Index:
                 report.removed.append(source)
         return report
 
-    def _write(self, doc: SourceDocument, chunks: list[Chunk]) -> None:
-        for i in range(0, len(chunks), BATCH):
-            part = chunks[i : i + BATCH]
-            metadatas = [c.metadata() for c in part]
-            if doc.pages:
-                for m, c in zip(metadatas, part):
-                    m["page"] = page_at(doc.pages, c.start)
-            self.chunks.add_texts([c.text for c in part], metadatas, ids=[c.id for c in part])
-        sentences = split_sentences(doc.text)
-        for i in range(0, len(sentences), BATCH):
-            part = sentences[i : i + BATCH]
-            self.sentences.add_texts(
-                [s.text for s in part],
-                [{"source": doc.source, "digest": doc.digest, "start": s.start, "end": s.end} for s in part],
-                ids=[sentence_id(doc.source, doc.digest, s) for s in part],
-            )
+    def _write_group(self, group: list[tuple[SourceDocument, list[Chunk]]]) -> None:
+        """Embed a group of documents in two large calls (less padding, fewer calls), then write
+        each document in turn, its record last, so a crash loses at most uncommitted work."""
+        sentences = [split_sentences(doc.text) for doc, _ in group]
+        chunk_vecs = self.embeddings.encode([c.text for _, chunks in group for c in chunks])
+        sent_vecs = self.embeddings.encode([s.text for ss in sentences for s in ss])
+        ci = si = 0
+        for (doc, chunks), sents in zip(group, sentences):
+            cv, sv = chunk_vecs[ci : ci + len(chunks)], sent_vecs[si : si + len(sents)]
+            ci, si = ci + len(chunks), si + len(sents)
+            self._write(doc, chunks, cv, sents, sv)
+
+    def _write(self, doc: SourceDocument, chunks: list[Chunk], chunk_vecs, sentences: list[Sentence], sent_vecs) -> None:
+        metadatas = [c.metadata() for c in chunks]
+        if doc.pages:
+            for m, c in zip(metadatas, chunks):
+                m["page"] = page_at(doc.pages, c.start)
+        _add(self.chunks, [c.id for c in chunks], chunk_vecs, [c.text for c in chunks], metadatas)
+        _add(
+            self.sentences,
+            [sentence_id(doc.source, doc.digest, s) for s in sentences],
+            sent_vecs,
+            [s.text for s in sentences],
+            [{"source": doc.source, "digest": doc.digest, "start": s.start, "end": s.end} for s in sentences],
+        )
         record = {"source": doc.source, "digest": doc.digest, "chunks": len(chunks)}
         if doc.pages:
             record["pages"] = ",".join(map(str, doc.pages))  # metadata values must be scalars
-        self.documents.add_texts([doc.text], [record], ids=[content_id(doc.source)])
+        # The record's vector is the mean of its chunks': never searched, so not worth an encode.
+        mean = chunk_vecs.mean(axis=0) if len(chunk_vecs) else np.ones(self.embeddings.dimension, dtype=np.float32)
+        _add(self.documents, [content_id(doc.source)], [mean / (np.linalg.norm(mean) or 1.0)], [doc.text], [record])
         with self._lock:
             self._texts.pop(doc.source, None)
             self._pages.pop(doc.source, None)
@@ -220,6 +235,30 @@ class Index:
             self._pages.pop(source, None)
         self.chunks.delete(where={"source": source})
         self.sentences.delete(where={"source": source})
+
+
+def _groups(todo: list, max_chunks: int):
+    group, size = [], 0
+    for item in todo:
+        if group and size + len(item[1]) > max_chunks:
+            yield group
+            group, size = [], 0
+        group.append(item)
+        size += len(item[1])
+    if group:
+        yield group
+
+
+def _add(store: Chroma, ids: list[str], vectors, texts: list[str], metadatas: list[dict]) -> None:
+    """Upsert records with vectors we computed (langchain's add_texts would embed them again)."""
+    collection = store._collection  # langchain-chroma exposes no add-with-vectors call
+    for i in range(0, len(ids), BATCH):
+        collection.upsert(
+            ids=ids[i : i + BATCH],
+            embeddings=np.asarray(vectors[i : i + BATCH], dtype=np.float32),
+            documents=texts[i : i + BATCH],
+            metadatas=metadatas[i : i + BATCH],
+        )
 
 
 def sentence_id(source: str, digest: str, sentence: Sentence) -> str:
