@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .extract import _nlp, _nlp_lock
+from .extract import parse
 from .records import Answer
 from .terms import STOP_WORDS, words
 
@@ -44,14 +44,23 @@ def content_words(text: str) -> list[str]:
 
 def depends_on_context(question: str) -> bool:
     """Does the question lean on earlier turns (pronouns, ellipsis, or too few words of its own)?"""
-    return bool(_REFERRING.search(question) or _ELLIPSIS.search(question) or len(content_words(question)) < 2)
+    if _ELLIPSIS.search(question) or len(content_words(question)) < 2:
+        return True
+    if not _REFERRING.search(question):
+        return False
+    # "that" refers back only as a demonstrative ("that number"), not as a relative pronoun or
+    # conjunction ("the unit that Russia is forming"); "there" not when existential ("there is").
+    doc = parse(question)
+    return any(
+        _REFERRING.fullmatch(t.text) and (t.tag_ in {"PRP", "PRP$", "DT"} or (t.tag_ == "RB" and t.lower_ in {"there", "then"}))
+        for t in doc
+    )
 
 
 def key_terms(text: str) -> list[str]:
     """The nouns and names of `text` (named entities other than numbers and dates included, such as
     "North Korean"), lower-cased, in order, without repeats."""
-    with _nlp_lock:
-        doc = _nlp()(text)
+    doc = parse(text)
     found: list[str] = []
     for token in doc:
         word = token.text.lower()
