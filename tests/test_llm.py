@@ -159,12 +159,29 @@ def test_local_model_raw_output_is_checked_quote_by_quote(local_bot):
     assert check(parse_output(""), passages, local_bot.document_text).citations == []
 
 
+# `python -m llama_cpp.server`, loading the model without llama.cpp's extra buffer types: their AMX
+# path segfaults on this machine (see assistant.llm._without_extra_buffers).
+_SERVER = """
+import sys
+import llama_cpp.llama as m
+original = m.llama_cpp.llama_model_default_params
+def params():
+    p = original()
+    p.use_extra_bufts = False
+    return p
+m.llama_cpp.llama_model_default_params = params
+from llama_cpp.server.__main__ import main
+sys.argv[0] = "llama_cpp.server"
+main()
+"""
+
+
 @pytest.fixture(scope="module")
 def llama_server():
     pytest.importorskip("llama_cpp.server")
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf_path()), "--host", "127.0.0.1",
+        [sys.executable, "-c", _SERVER, "--model", str(bundled_gguf_path()), "--host", "127.0.0.1",
          "--port", str(port), "--n_ctx", "4096", "--verbose", "False"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
