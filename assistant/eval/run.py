@@ -184,8 +184,9 @@ def run_ours(golden: GoldenSet, golden_path: Path, settings: Settings, docs: lis
         return lambda question, kk: session.ask(question, k=kk)
 
     texts = {d.source: d.text for d in docs}
+    meta = run_settings("ours", settings, golden_path, k)  # before asking: the code that runs is the code as of now
     records = ask_all(golden, lambda q, kk: bot.ask(q, k=kk), new_chat, texts, k, "ours", progress)
-    result = RunResult("ours", records, run_settings("ours", settings, golden_path, k))
+    result = RunResult("ours", records, meta)
     result.settings["indexing"] = {"added": len(indexed.added), "updated": len(indexed.updated),
                                    "unchanged": len(indexed.unchanged), "removed": len(indexed.removed), "chunks": indexed.chunks}
     return result
@@ -203,8 +204,9 @@ def run_baselines(kinds: list[str], golden: GoldenSet, golden_path: Path, settin
     for kind in kinds:
         baseline = TextbookBaseline(kind, settings, docs, embeddings, bank)
         # A textbook pipeline has no conversation memory: each turn is asked as it stands.
+        meta = run_settings(kind, settings, golden_path, k)
         records = ask_all(golden, baseline.ask, lambda: baseline.ask, texts, k, kind, progress)
-        results.append(RunResult(kind, records, run_settings(kind, settings, golden_path, k)))
+        results.append(RunResult(kind, records, meta))
     return results
 
 
