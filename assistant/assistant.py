@@ -31,7 +31,7 @@ class Assistant:
         self.settings = settings or Settings(**overrides)
         if settings and overrides:
             self.settings = settings.model_copy(update=overrides)
-        self.embeddings = SentenceEmbeddings(self.settings.embedding_model)
+        self.embeddings = SentenceEmbeddings(self.settings.embedding_model, threads=self.settings.threads)
         self.index = Index(self.settings, self.embeddings)
         self.retriever = HybridRetriever(index=self.index, k=self.settings.k)
         self.last_report: IndexReport | None = None

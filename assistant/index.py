@@ -88,7 +88,7 @@ class Index:
 
     def __init__(self, settings: Settings, embeddings: SentenceEmbeddings | None = None) -> None:
         self.settings = settings
-        self.embeddings = embeddings or SentenceEmbeddings(settings.embedding_model)
+        self.embeddings = embeddings or SentenceEmbeddings(settings.embedding_model, threads=settings.threads)
         stem = settings.collection_name()
         try:
             client = client_for(settings)

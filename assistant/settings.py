@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         default_factory=_bundled_model_path,
         description="Path of a sentence-transformers model; default: the bundled all-MiniLM-L6-v2.",
     )
+    threads: int = Field(
+        1, ge=1, le=64, description="torch threads for embedding; 1 stays fast when processes share the cores."
+    )
     chunk_size: int = Field(500, ge=50, description="Largest chunk, in characters; chunks end on sentence boundaries.")
     chunk_overlap: int = Field(120, ge=0, description="Characters of whole sentences repeated between neighbouring chunks.")
     k: int = Field(5, ge=1, le=50, description="Passages retrieved and shown per question.")
