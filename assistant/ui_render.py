@@ -38,6 +38,8 @@ def answer_parts(answer: Answer, turn: int) -> Iterator[str]:
     answer, then its markers, then each quote and the sources line."""
     if answer.abstained:
         yield f"**{escape(answer.answer)}**"
+        if answer.note:
+            yield f"\n\n<small>{escape(answer.note)}</small>"
         return
     words = answer.answer.split()
     for i, word in enumerate(words):
@@ -45,8 +47,12 @@ def answer_parts(answer: Answer, turn: int) -> Iterator[str]:
     yield " " + " ".join(marker(turn, c.id) for c in answer.citations)
     for c in answer.citations:
         yield f"\n\n> {marker(turn, c.id)} {escape(c.quote)}"
-    sources = "; ".join(f"[{c.id}] {c.source}, characters {c.start}–{c.end}" for c in answer.citations)
+    for claim in answer.unsupported:
+        yield f"\n\n<small>Unsupported (no verbatim quote backs it): {escape(claim)}</small>"
+    sources = "; ".join(f"[{c.id}] {c.label}, characters {c.start}–{c.end}" for c in answer.citations)
     yield f"\n\n<small>Sources: {escape(sources)}</small>"
+    if answer.note:
+        yield f"\n\n<small>{escape(answer.note)}</small>"
 
 
 def render_answer(answer: Answer, turn: int) -> str:
@@ -91,7 +97,7 @@ def source_panel(turns: list[Answer], document_text: Callable[[str], str | None]
                 body = f"{html.escape(before)}<mark>{html.escape(quote)}</mark>{html.escape(after)}"
             items.append(
                 f'<div class="source" id="{anchor(turn, c.id)}">'
-                f'<div class="source-head">[{c.id}] {html.escape(c.source)} · characters {c.start}–{c.end}</div>'
+                f'<div class="source-head">[{c.id}] {html.escape(c.label)} · characters {c.start}–{c.end}</div>'
                 f'<div class="source-text">{body}</div></div>'
             )
         if not items:

@@ -90,3 +90,18 @@ def test_the_app_builds(handlers):
     from assistant.ui import build_app
 
     assert build_app(handlers.assistant) is not None
+
+
+def test_llm_notes_and_unsupported_claims_are_shown_escaped():
+    from assistant.records import Answer, Citation
+    from assistant.ui_render import escape, render_answer
+
+    answer = Answer(
+        "q?", "Eighteen <b>deserted</b>", False,
+        [Citation(1, "report.pdf", 10, 20, "Some 18 ok", 0.5, page=4)],
+        unsupported=["They fled to <script>x</script> Mongolia"], note="the LLM timed out",
+    )
+    html_text = render_answer(answer, 1)
+    assert escape("report.pdf p. 4") in html_text
+    assert "Unsupported" in html_text and "&lt;script&gt;" in html_text and "<script>" not in html_text
+    assert "the LLM timed out" in html_text
