@@ -27,6 +27,7 @@ from .terms import terms
 W_DENSE, W_LEXICAL, W_PASSAGE = 1.0, 0.9, 0.35
 CONF_BIAS, CONF_DENSE, CONF_LEXICAL = -2.2, 2.62, 0.87
 SECOND_QUOTE_RATIO = 0.9
+CONTEXT_WEIGHT = 0.4
 CANDIDATE_PASSAGES = 5
 
 
@@ -39,6 +40,9 @@ class Candidate:
     dense: float = 0.0
     lexical: float = 0.0
     score: float = 0.0
+    # The same evidence against a follow-up's whole rewritten query: what answerability is judged on.
+    dense_ctx: float = 0.0
+    lexical_ctx: float = 0.0
 
 
 @lru_cache(maxsize=512)
@@ -46,13 +50,17 @@ def _sentences(text: str) -> tuple[Sentence, ...]:
     return tuple(split_sentences(text))
 
 
-def lexical_coverage(query_terms: list[str], text_terms: set[str], lexical: LexicalIndex) -> float:
-    """Share of the question's IDF weight found in the text."""
-    unique = set(query_terms)
-    total = sum(lexical.idf(t) for t in unique)
-    if total == 0:
-        return 0.0
-    return sum(lexical.idf(t) for t in unique if t in text_terms) / total
+def term_weights(question: str, context: str, lexical: LexicalIndex) -> dict[str, float]:
+    """IDF weight of each question term; terms carried from earlier turns count CONTEXT_WEIGHT as much."""
+    weights = {t: CONTEXT_WEIGHT * lexical.idf(t) for t in terms(context)}
+    weights.update({t: lexical.idf(t) for t in terms(question)})
+    return weights
+
+
+def lexical_coverage(weights: dict[str, float], text_terms: set[str]) -> float:
+    """Share of the question's term weight found in the text."""
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in text_terms) / total if total else 0.0
 
 
 def candidates(index: Index, passages: list[Passage]) -> list[Candidate]:
@@ -67,7 +75,15 @@ def candidates(index: Index, passages: list[Passage]) -> list[Candidate]:
     return list(seen.values())
 
 
-def score_candidates(index: Index, cands: list[Candidate], question: str, qvec: np.ndarray, lexical: LexicalIndex) -> None:
+def score_candidates(
+    index: Index,
+    cands: list[Candidate],
+    question: str,
+    qvec: np.ndarray,
+    lexical: LexicalIndex,
+    context: str = "",
+    context_vec: np.ndarray | None = None,
+) -> None:
     ids = [sentence_id(c.source, c.passage.chunk.digest, c.sentence) for c in cands]
     stored = index.sentence_vectors(ids)
     missing = [i for i, sid in enumerate(ids) if sid not in stored]
@@ -75,17 +91,23 @@ def score_candidates(index: Index, cands: list[Candidate], question: str, qvec: 
     vectors = [stored.get(sid) for sid in ids]
     for j, i in enumerate(missing):
         vectors[i] = fresh[j]
-    q_terms = terms(question)
+    weights = term_weights(question, context, lexical)
+    context_weights = term_weights(context, "", lexical) if context else weights
     top = max((c.passage.score for c in cands), default=1.0) or 1.0
     for c, v in zip(cands, vectors):
-        c.dense = float(np.dot(qvec, np.asarray(v, dtype=np.float32)))
-        c.lexical = lexical_coverage(q_terms, set(terms(c.sentence.text)), lexical)
+        v = np.asarray(v, dtype=np.float32)
+        text_terms = set(terms(c.sentence.text))
+        c.dense = float(np.dot(qvec, v))
+        c.lexical = lexical_coverage(weights, text_terms)
+        c.dense_ctx = float(np.dot(context_vec, v)) if context_vec is not None else c.dense
+        c.lexical_ctx = lexical_coverage(context_weights, text_terms) if context else c.lexical
         c.score = W_DENSE * c.dense + W_LEXICAL * c.lexical + W_PASSAGE * (c.passage.score / top)
 
 
 def confidence(best: Candidate) -> float:
-    """Probability that the best sentence answers: its meaning and rare-word match with the question."""
-    z = CONF_BIAS + CONF_DENSE * best.dense + CONF_LEXICAL * best.lexical
+    """Probability that the best sentence answers: its meaning and rare-word match with the question
+    (for a follow-up, with the question as rewritten in its context)."""
+    z = CONF_BIAS + CONF_DENSE * best.dense_ctx + CONF_LEXICAL * best.lexical_ctx
     return 1.0 / (1.0 + math.exp(-z))
 
 
@@ -97,12 +119,17 @@ def extractive_answer(
     lexical: LexicalIndex,
     min_confidence: float,
     max_quotes: int,
+    context: str = "",
+    context_vec: np.ndarray | None = None,
 ) -> Answer:
-    """The answer record (not yet verified: `Assistant` checks every quote before returning it)."""
+    """The answer record (not yet verified: `Assistant` checks every quote before returning it).
+
+    `context` is a follow-up's rewritten query: its carried words count, but less than the question's.
+    """
     cands = candidates(index, passages)
     if not cands:
         return Answer(question, NOT_FOUND, True)
-    score_candidates(index, cands, question, qvec, lexical)
+    score_candidates(index, cands, question, qvec, lexical, context, context_vec)
     cands.sort(key=lambda c: -c.score)
     best = cands[0]
     conf = confidence(best)

@@ -93,11 +93,19 @@ class Assistant:
         if not question:
             raise ValueError("the question is empty; ask something about the documents")
         query = query or question
-        qvec = self.embeddings.encode([query])[0]
+        if query == question:
+            qvec = judge = self.embeddings.encode([query])[0]
+        else:
+            qvec, own = self.embeddings.encode([query, question])
+            judge = (qvec + own) / np.linalg.norm(qvec + own)
         passages = self.retrieve(query, k, qvec)
         if passages:
+            # A follow-up's context picks the passages; its sentences are judged with the question
+            # itself weighing more, or the carried words pull the previous quote back.
             answer = extractive_answer(
-                self.index, passages, query, qvec, self.retriever.lexical(), self.settings.min_confidence, self.settings.max_quotes
+                self.index, passages, question, judge, self.retriever.lexical(),
+                self.settings.min_confidence, self.settings.max_quotes,
+                context=query if query != question else "", context_vec=qvec if query != question else None,
             )
         else:
             answer = Answer(question, NOT_FOUND, True)

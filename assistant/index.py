@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # Default HNSW settings lost the true best match after re-upserts (see STACK.md); these did not.
 HNSW = {"hnsw": {"space": "cosine", "ef_search": 200, "ef_construction": 200}}
 BATCH = 256
-GROUP_CHUNKS = 512
+GROUP_CHUNKS = 256
 
 
 class IndexStoreError(RuntimeError):
@@ -176,13 +176,14 @@ class Index:
             (report.updated if old else report.added).append(doc.source)
             todo.append((doc, chunk_document(doc, self.settings.chunk_size, self.settings.chunk_overlap)))
         total = sum(len(chunks) for _, chunks in todo)
+        written = 0
         with tqdm(total=total, unit="chunk", desc="indexing", disable=not progress or total == 0) as bar:
             for group in _groups(todo, GROUP_CHUNKS):
-                self._write_group(group)
-                for _, chunks in group:
+                for _, chunks in self._write_group(group):
                     report.chunks += len(chunks)
-                bar.update(sum(len(chunks) for _, chunks in group))
-                bar.set_postfix(files=f"{len(report.added) + len(report.updated)}", refresh=False)
+                    written += 1
+                    bar.update(len(chunks))
+                    bar.set_postfix_str(f"{written / max(bar.format_dict['elapsed'], 1e-3):.1f} files/s", refresh=False)
         if prune:
             keep = {d.source for d in docs}
             for source in sorted(set(committed) - keep):
@@ -190,9 +191,9 @@ class Index:
                 report.removed.append(source)
         return report
 
-    def _write_group(self, group: list[tuple[SourceDocument, list[Chunk]]]) -> None:
+    def _write_group(self, group: list[tuple[SourceDocument, list[Chunk]]]) -> Iterator[tuple[SourceDocument, list[Chunk]]]:
         """Embed a group of documents in two large calls (less padding, fewer calls), then write
-        each document in turn, its record last, so a crash loses at most uncommitted work."""
+        each document in turn, its record last, yielding each once it is committed."""
         sentences = [split_sentences(doc.text) for doc, _ in group]
         chunk_vecs = self.embeddings.encode([c.text for _, chunks in group for c in chunks])
         sent_vecs = self.embeddings.encode([s.text for ss in sentences for s in ss])
@@ -201,6 +202,7 @@ class Index:
             cv, sv = chunk_vecs[ci : ci + len(chunks)], sent_vecs[si : si + len(sents)]
             ci, si = ci + len(chunks), si + len(sents)
             self._write(doc, chunks, cv, sents, sv)
+            yield doc, chunks
 
     def _write(self, doc: SourceDocument, chunks: list[Chunk], chunk_vecs, sentences: list[Sentence], sent_vecs) -> None:
         metadatas = [c.metadata() for c in chunks]

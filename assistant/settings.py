@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     k: int = Field(5, ge=1, le=50, description="Passages retrieved and shown per question.")
     max_quotes: int = Field(2, ge=1, le=5, description="Most sentences quoted in one answer.")
     min_confidence: float = Field(
-        0.38, ge=0.0, le=1.0, description="Answers below this answerability score abstain ('not found in the documents')."
+        0.30, ge=0.0, le=1.0, description="Answers below this answerability score abstain ('not found in the documents')."
     )
     llm: str = Field(
         "extractive",
