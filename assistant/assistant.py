@@ -121,16 +121,31 @@ class Assistant:
         answer.latency_ms = (time.perf_counter() - started) * 1000
         yield answer
 
+    def llm_model(self, raise_errors: bool = False):
+        """The configured chat model (built once), or None for the extractive answerer or when it
+        cannot be built (then `raise_errors` re-raises the `LLMError`)."""
+        from .llm import LLMError, make_chat_model
+
+        if self.settings.llm == "extractive":
+            return None
+        if self._llm_model is None:
+            try:
+                self._llm_model = make_chat_model(self.settings)
+            except LLMError:
+                if raise_errors:
+                    raise
+                return None
+        return self._llm_model
+
     def _generative(self, question: str, passages: list[Passage], extractive: Answer) -> Iterator[str | Answer]:
         """The LLM's answer, keeping only citations found verbatim; else `extractive`, saying why."""
         from .generate import Checked, ModelFailed, generate
-        from .llm import LLMError, explain, make_chat_model
+        from .llm import LLMError, explain
 
         checked = None
         try:
-            if self._llm_model is None:
-                self._llm_model = make_chat_model(self.settings)
-            for item in generate(self._llm_model, question, passages, self.index.document_text):
+            model = self.llm_model(raise_errors=True)
+            for item in generate(model, question, passages, self.index.document_text):
                 if isinstance(item, Checked):
                     checked = item
                 else:

@@ -81,13 +81,39 @@ def rewrite(question: str, history: list[Answer]) -> str:
     own = set(content_words(question))
     carried: list[str] = []
     turn = history[-1]
-    for w in key_terms(turn.question) + (key_terms(turn.answer) if not turn.abstained else []):
+    # The previous turn's query, not just its question: a chain of follow-ups keeps its subject.
+    for w in key_terms(turn.query or turn.question) + (key_terms(turn.answer) if not turn.abstained else []):
         if w not in own and w not in carried:
             carried.append(w)
     if not carried:
         return question
     # The question's own words come first and twice, so they outweigh the carried ones in BM25.
     return f"{question} {' '.join(content_words(question))} {' '.join(carried[:MAX_CARRIED])}"
+
+
+MAX_REWRITE_CHARS = 300
+
+
+def llm_rewrite(model, question: str, history: list[Answer]) -> str | None:
+    """A history-aware rewrite by the configured chat model (a langchain runnable); None when it
+    fails or says something that is not one plausible question, so the caller keeps its own."""
+    from langchain_core.output_parsers import StrOutputParser
+
+    from .generate import load_prompt
+
+    turns = "\n".join(f"Q: {t.question}\nA: {t.answer}" for t in history[-3:])
+    messages = [
+        ("system", load_prompt("rewrite_system")),
+        ("human", load_prompt("rewrite_user", history=turns, question=question)),
+    ]
+    try:
+        text = (model | StrOutputParser()).invoke(messages)
+    except Exception:  # any provider error: the rule-based rewrite still stands
+        return None
+    lines = [line.strip().strip('"') for line in text.strip().splitlines() if line.strip()]
+    if not lines or len(lines[0]) > MAX_REWRITE_CHARS or len(content_words(lines[0])) < 2:
+        return None
+    return lines[0]
 
 
 @dataclass
@@ -111,8 +137,21 @@ class ChatSession:
     def path(self) -> Path:
         return Path(self.assistant.settings.index_dir) / "sessions" / f"{self.session_id}.json"
 
+    def query_for(self, question: str) -> str:
+        """What to search for `question`: itself, or a rewrite in the light of earlier turns (by the
+        configured LLM where there is one, with the rule-based rewrite as its fallback)."""
+        query = rewrite(question, self.history)
+        if query != question and self.assistant.settings.llm != "extractive":
+            model = self.assistant.llm_model()
+            if model is not None:
+                standalone = llm_rewrite(model, question, self.history)
+                if standalone:
+                    # The model's words lead; the carried terms stay as a safety net for BM25.
+                    query = f"{standalone} {query}"
+        return query
+
     def ask(self, question: str, k: int | None = None) -> Answer:
-        answer = self.assistant.ask(question, k=k, query=rewrite(question, self.history))
+        answer = self.assistant.ask(question, k=k, query=self.query_for(question))
         self.history.append(answer)
         self.save()
         return answer

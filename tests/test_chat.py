@@ -116,3 +116,32 @@ def test_golden_conversations_over_squad_docs(tmp_path_factory):
     report("SQuAD-doc conversations", first, follow)
     f, u = report("all golden conversations", first + seed_first, follow + seed_follow)
     assert u >= 0.8 and u >= f - 0.05
+
+
+def _with_model(seed_bot, replies):
+    """The seed assistant with a scripted chat model as its LLM (the real models are exercised in
+    test_llm.py; here the point is what the session does with what a model says)."""
+    import copy
+
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    bot = copy.copy(seed_bot)
+    bot.settings = seed_bot.settings.model_copy(update={"llm": "local"})
+    bot._llm_model = GenericFakeChatModel(messages=iter([AIMessage(content=r) for r in replies]))
+    return bot
+
+
+def test_with_an_llm_a_follow_up_is_rewritten_by_the_model(seed_bot):
+    chat = _with_model(seed_bot, ["Where were the North Korean soldiers who deserted deployed?"]).chat()
+    chat.history.append(seed_bot.ask("How many soldiers deserted?"))
+    query = chat.query_for("Where were they deployed?")
+    assert query.startswith("Where were the North Korean soldiers who deserted deployed?")
+    assert query.endswith(rewrite("Where were they deployed?", chat.history))  # the rule-based words stay too
+    assert chat.query_for("What did Kim Jong Un call Putin?") == "What did Kim Jong Un call Putin?"  # no model call
+
+
+def test_a_rambling_model_rewrite_is_ignored(seed_bot):
+    chat = _with_model(seed_bot, ["x" * 400]).chat()
+    chat.history.append(seed_bot.ask("How many soldiers deserted?"))
+    assert chat.query_for("Where were they deployed?") == rewrite("Where were they deployed?", chat.history)
