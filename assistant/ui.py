@@ -7,6 +7,7 @@ share a conversation, and the session is saved under the index folder after ever
 
 from __future__ import annotations
 
+import copy
 import signal
 import threading
 from collections.abc import Iterator
@@ -64,18 +65,36 @@ class ChatHandlers:
     def __init__(self, assistant) -> None:
         self.assistant = assistant
         self._write_lock = threading.Lock()  # uploads and removals change the index one at a time
+        self._by_answerer = {assistant.settings.llm: assistant}
+
+    def answerers(self) -> list[str]:
+        """The answerers a tab may pick: the extractive one, and the configured LLM if there is one."""
+        return list(dict.fromkeys(["extractive", self.assistant.settings.llm]))
+
+    def assistant_for(self, answerer: str | None):
+        """The assistant answering with `answerer`; all of them share one index, model and store."""
+        if not answerer or answerer not in self.answerers():
+            return self.assistant
+        if answerer not in self._by_answerer:
+            other = copy.copy(self.assistant)
+            other.settings = self.assistant.settings.model_copy(update={"llm": answerer})
+            other._llm_model = None
+            self._by_answerer[answerer] = other
+        return self._by_answerer[answerer]
 
     # Conversation ------------------------------------------------------------------------------
 
-    def session(self, session_id: str | None) -> ChatSession:
-        return ChatSession(self.assistant, session_id or None)
+    def session(self, session_id: str | None, answerer: str | None = None) -> ChatSession:
+        return ChatSession(self.assistant_for(answerer), session_id or None)
 
-    def respond(self, message: str, messages: list | None, session_id: str | None, k: float | None = None) -> Iterator[tuple]:
+    def respond(
+        self, message: str, messages: list | None, session_id: str | None, k: float | None = None, answerer: str | None = None
+    ) -> Iterator[tuple]:
         """Answer `message` in the tab's session; yields (messages, source panel, session id, input box)
         as the answer grows, so the page shows it progressively."""
         messages = list(messages or [])
         message = (message or "").strip()
-        session = self.session(session_id)
+        session = self.session(session_id, answerer)
         if not message:
             yield messages, self.sources(session.history), session.session_id, ""
             return
@@ -186,6 +205,8 @@ def build_app(assistant):
                 with gr.Column():
                     table = gr.HTML(h.documents(), elem_id="documents")
                     k = gr.Slider(1, 20, value=assistant.settings.k, step=1, label="Passages per question (k)", elem_id="k")
+                    answerer = gr.Dropdown(h.answerers(), value=assistant.settings.llm, label="Answerer", elem_id="answerer",
+                                           visible=len(h.answerers()) > 1)
                     with gr.Row():
                         resume_id = gr.Textbox(label="Session id", placeholder="resume a saved session", scale=3, elem_id="session-id")
                         resume = gr.Button("Resume", scale=1)
@@ -193,8 +214,8 @@ def build_app(assistant):
                     session_status = gr.Markdown(elem_id="session-status")
 
         outputs = [chatbot, sources, session_id, box]
-        box.submit(h.respond, [box, chatbot, session_id, k], outputs, api_name="respond")
-        send.click(h.respond, [box, chatbot, session_id, k], outputs, api_name=False)
+        box.submit(h.respond, [box, chatbot, session_id, k, answerer], outputs, api_name="respond")
+        send.click(h.respond, [box, chatbot, session_id, k, answerer], outputs, api_name=False)
 
         def do_upload(files, progress=gr.Progress()):
             status, docs, names = h.upload(files, progress)

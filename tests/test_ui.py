@@ -105,3 +105,19 @@ def test_llm_notes_and_unsupported_claims_are_shown_escaped():
     assert escape("report.pdf p. 4") in html_text
     assert "Unsupported" in html_text and "&lt;script&gt;" in html_text and "<script>" not in html_text
     assert "the LLM timed out" in html_text
+
+
+def test_a_tab_may_pick_the_answerer_when_an_llm_is_configured(seed_bot):
+    import copy
+
+    from assistant.ui import ChatHandlers
+
+    assert ChatHandlers(seed_bot).answerers() == ["extractive"]
+    with_llm = copy.copy(seed_bot)
+    with_llm.settings = seed_bot.settings.model_copy(update={"llm": "openai:none", "llm_base_url": "http://127.0.0.1:9/v1", "llm_timeout": 2})
+    handlers = ChatHandlers(with_llm)
+    assert handlers.answerers() == ["extractive", "openai:none"]
+    assert handlers.assistant_for("extractive").settings.llm == "extractive"
+    assert handlers.assistant_for("extractive").index is with_llm.index  # one store for all answerers
+    *_, (messages, _, _, _) = handlers.respond("How many soldiers deserted?", [], None, 5, "extractive")
+    assert "18" in messages[-1]["content"]
