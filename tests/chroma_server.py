@@ -20,15 +20,16 @@ def chroma_executable() -> str:
     return str(exe)
 
 
-def free_port() -> int:
-    for port in PORTS:
+def free_port(ports: range = PORTS) -> int:
+    """The first port of `ports` nothing listens on (each server kind has its own range)."""
+    for port in ports:
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1} for the test Chroma server")
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1} for a test server")
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from assistant.cite import verify
 from assistant.cli import main
 from assistant.generate import check, generate, parse_output
 from assistant.llm import LLMError, bundled_gguf_path, explain, make_chat_model, parse_spec
+from chroma_server import free_port
 
 QUESTIONS = ["How many soldiers deserted?", "What is the capital of Mars?"]
 PORTS = range(8100, 8120)
@@ -31,14 +32,10 @@ def _closed_port() -> int:
 
 
 def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.skip("no free port in 8100-8119")
+    try:
+        return free_port(PORTS)
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
 
 
 def _with(seed_bot, **settings):
