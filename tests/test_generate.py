@@ -111,7 +111,7 @@ def test_true_quote_under_the_wrong_number_is_dropped(seed_bot, passages):
     wrong = next(i for i, p in enumerate(passages, 1) if "Some 18 North Korean soldiers" not in p.chunk.text)
     parsed = parse_output(f'ANSWER: 18 deserted [{wrong}].\nQUOTE [{wrong}]: "Some 18 North Korean soldiers"')
     assert check(parsed, passages, seed_bot.document_text).citations == []
-    out_of_range = parse_output(f'ANSWER: 18 deserted [9].\nQUOTE [9]: "Some 18 North Korean soldiers"')
+    out_of_range = parse_output('ANSWER: 18 deserted [9].\nQUOTE [9]: "Some 18 North Korean soldiers"')
     assert check(out_of_range, passages, seed_bot.document_text).citations == []
     assert n != wrong
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant import Assistant, Settings
+from assistant import Settings
 from assistant.chunk import chunk_document
 from assistant.index import Index, client_for
 from assistant.ingest import scan

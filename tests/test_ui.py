@@ -11,7 +11,6 @@ from assistant.ui import ChatHandlers
 from assistant.ui_render import documents_table, escape, source_panel
 from assistant.records import Answer, Citation
 
-from conftest import SEEDS
 
 
 @pytest.fixture
