@@ -69,7 +69,7 @@ _local_lock = threading.Lock()
 
 
 @contextmanager
-def _without_extra_buffers():
+def without_extra_buffers():
     """Load llama.cpp models without its "extra buffer types" (weight repacking for AMX and the like).
 
     On this machine's CPUs (AMX advertised, kernel/sandbox not granting it) any batched prompt
@@ -99,7 +99,7 @@ def _local(settings: Settings) -> BaseChatModel:
 
     path = bundled_gguf_path()
     key = (str(path), settings.llm_max_tokens, settings.llm_context)
-    with _local_lock, _without_extra_buffers():  # loading is cheap, but the weights are worth sharing
+    with _local_lock, without_extra_buffers():  # loading is cheap, but the weights are worth sharing
         if key not in _local_models:
             _local_models[key] = ChatLlamaCpp(
                 model_path=str(path),

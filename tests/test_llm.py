@@ -157,19 +157,14 @@ def test_local_model_raw_output_is_checked_quote_by_quote(local_bot):
 
 
 # `python -m llama_cpp.server`, loading the model without llama.cpp's extra buffer types: their AMX
-# path segfaults on this machine (see assistant.llm._without_extra_buffers).
+# path segfaults on this machine (see assistant.llm.without_extra_buffers).
 _SERVER = """
 import sys
-import llama_cpp.llama as m
-original = m.llama_cpp.llama_model_default_params
-def params():
-    p = original()
-    p.use_extra_bufts = False
-    return p
-m.llama_cpp.llama_model_default_params = params
 from llama_cpp.server.__main__ import main
+from assistant.llm import without_extra_buffers
 sys.argv[0] = "llama_cpp.server"
-main()
+with without_extra_buffers():
+    main()
 """
 
 
