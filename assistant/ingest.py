@@ -51,12 +51,18 @@ class Skipped:
     reason: str
 
 
-def _read_text(path: Path) -> str:
+def read_textual_bytes(path: Path, kind: str = "text") -> bytes:
+    """The bytes of a file that should hold text (plain or markup); empty or binary ones are refused."""
     data = path.read_bytes()
     if not data.strip():
         raise IngestError("empty file")
     if b"\x00" in data[:8192]:
-        raise IngestError("binary content (NUL bytes), not text")
+        raise IngestError(f"binary content (NUL bytes), not {kind}")
+    return data
+
+
+def _read_text(path: Path) -> str:
+    data = read_textual_bytes(path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

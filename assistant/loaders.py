@@ -11,7 +11,7 @@ import logging
 import re
 from pathlib import Path
 
-from .ingest import LOADERS, IngestError, LoadedText
+from .ingest import LOADERS, IngestError, LoadedText, read_textual_bytes
 
 PAGE_BREAK = "\n\n"
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
@@ -98,11 +98,7 @@ def load_html(path: Path) -> str:
     """The main text: `<main>` or `<article>` when there is one, without navigation, scripts or styles."""
     from bs4 import BeautifulSoup
 
-    data = path.read_bytes()
-    if not data.strip():
-        raise IngestError("empty file")
-    if b"\x00" in data[:8192]:
-        raise IngestError("binary content (NUL bytes), not HTML")
+    data = read_textual_bytes(path, "HTML")
     soup = BeautifulSoup(data, "html.parser")  # the stdlib parser: nothing native to install
     for tag in soup(_NOISE):
         tag.decompose()
