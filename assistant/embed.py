@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,13 +16,8 @@ class EmbeddingModelError(RuntimeError):
 
 
 @lru_cache(maxsize=4)
-def _load(model_path: str, threads: int = 1):
-    import torch
+def _load(model_path: str):
     from sentence_transformers import SentenceTransformer  # slow import: only when first needed
-
-    # Measured here: with 2 torch threads on 2 busy cores one query took ~940 ms, with 1 thread 43 ms
-    # (OpenMP threads spin against each other and against other processes).
-    torch.set_num_threads(threads)
 
     if not model_path or not Path(model_path).is_dir():
         raise EmbeddingModelError(
@@ -31,6 +27,11 @@ def _load(model_path: str, threads: int = 1):
     return SentenceTransformer(model_path, device="cpu", local_files_only=True)
 
 
+@lru_cache(maxsize=4)
+def _model_lock(model_path: str) -> threading.Lock:
+    return threading.Lock()
+
+
 class SentenceEmbeddings(Embeddings):
     """Unit-length vectors from a local sentence-transformers model (loaded once per process)."""
 
@@ -38,23 +39,74 @@ class SentenceEmbeddings(Embeddings):
         self.model_path = model_path
         self.batch_size = batch_size
         self.threads = threads
-        self._lock = threading.Lock()
+        self._lock = _model_lock(model_path)
 
     @property
     def model(self):
-        return _load(self.model_path, self.threads)
+        return _load(self.model_path)
 
-    def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+    @contextmanager
+    def _using(self, threads: int | None):
+        """Hold the model, with torch set to `threads` (default: this object's) for the call.
+
+        Parallel encodes gain nothing on few cores and thrash, hence one at a time. Measured here:
+        with 2 threads on 2 busy cores one query took ~940 ms, with 1 thread 43 ms (OpenMP threads
+        spin against each other), while a bulk encode on idle cores runs 1.9x faster on 2 threads.
+        """
+        import torch
+
+        with self._lock:
+            torch.set_num_threads(threads or self.threads)
+            yield self.model
+
+    def encode(self, texts: list[str], show_progress: bool = False, threads: int | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:  # torch on 2 cores gains nothing from parallel encodes, and they thrash
-            return self.model.encode(
+        with self._using(threads) as model:
+            return model.encode(
                 texts,
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=show_progress,
             ).astype(np.float32)
+
+    def encode_with_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]], threads: int | None = None
+    ) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
+        """Vectors of `texts` and, from the same forward pass, of character spans inside them.
+
+        A span's vector is the mean of its tokens' contextual vectors, the way the model pools a
+        whole text. Indexing needs a vector for every sentence of every chunk; encoding each
+        sentence again doubled the cost of an index run. A span with no token inside the model's
+        window (a text longer than the window) gets None, for the caller to encode on its own.
+        """
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        with self._using(threads) as model:
+            outputs = model.encode(texts, batch_size=self.batch_size, output_value=None)
+            # Inside the lock: a fast tokenizer shared across threads fails with "Already borrowed".
+            offsets = model.tokenizer(
+                texts, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length
+            )["offset_mapping"]
+        text_vecs = np.empty((len(texts), self.dimension), dtype=np.float32)
+        span_vecs: list[list[np.ndarray | None]] = []
+        for i, (out, offs) in enumerate(zip(outputs, offsets)):
+            text_vecs[i] = _unit(out["sentence_embedding"].float().numpy())
+            n = int(out["attention_mask"].sum())
+            tokens = out["token_embeddings"][:n].float().numpy()
+            if len(offs) != n:  # the tokenizer and the model disagree: pool nothing, encode spans alone
+                span_vecs.append([None] * len(spans[i]))
+                continue
+            starts = np.array([a for a, _ in offs])
+            ends = np.array([b for _, b in offs])
+            real = ends > starts  # special tokens have empty offsets
+            row = []
+            for a, b in spans[i]:
+                inside = real & (starts >= a) & (ends <= b)
+                row.append(_unit(tokens[inside].mean(axis=0)) if inside.any() else None)
+            span_vecs.append(row)
+        return text_vecs, span_vecs
 
     @property
     def dimension(self) -> int:
@@ -65,3 +117,7 @@ class SentenceEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.encode([text])[0].tolist()
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / (np.linalg.norm(vector) or 1.0)).astype(np.float32)

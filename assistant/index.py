@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -177,13 +178,20 @@ class Index:
             todo.append((doc, chunk_document(doc, self.settings.chunk_size, self.settings.chunk_overlap)))
         total = sum(len(chunks) for _, chunks in todo)
         written = 0
-        with tqdm(total=total, unit="chunk", desc="indexing", disable=not progress or total == 0) as bar:
-            for group in _groups(todo, GROUP_CHUNKS):
-                for _, chunks in self._write_group(group):
-                    report.chunks += len(chunks)
-                    written += 1
-                    bar.update(len(chunks))
-                    bar.set_postfix_str(f"{written / max(bar.format_dict['elapsed'], 1e-3):.1f} files/s", refresh=False)
+        groups = list(_groups(todo, GROUP_CHUNKS))
+        # The next group is embedded (torch, one core) while this one is written (Chroma, the other).
+        with tqdm(total=total, unit="chunk", desc="indexing", disable=not progress or total == 0) as bar, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed") as pool:
+            pending = pool.submit(self._embed_group, groups[0]) if groups else None
+            for i, group in enumerate(groups):
+                vectors = pending.result()
+                pending = pool.submit(self._embed_group, groups[i + 1]) if i + 1 < len(groups) else None
+                self._write_group(group, *vectors)
+                n = sum(len(chunks) for _, chunks in group)
+                report.chunks += n
+                written += len(group)
+                bar.update(n)
+                bar.set_postfix_str(f"{written / max(bar.format_dict['elapsed'], 1e-3):.1f} files/s", refresh=False)
         if prune:
             keep = {d.source for d in docs}
             for source in sorted(set(committed) - keep):
@@ -191,44 +199,72 @@ class Index:
                 report.removed.append(source)
         return report
 
-    def _write_group(self, group: list[tuple[SourceDocument, list[Chunk]]]) -> Iterator[tuple[SourceDocument, list[Chunk]]]:
-        """Embed a group of documents in two large calls (less padding, fewer calls), then write
-        each document in turn, its record last, yielding each once it is committed."""
+    def _embed_group(self, group: list[tuple[SourceDocument, list[Chunk]]]):
+        """Chunk vectors, and each sentence's vector pooled from the same pass over the first chunk
+        that holds it whole; only a sentence no chunk holds (one cut for length) is encoded alone."""
+        chunks = [c for _, cs in group for c in cs]
         sentences = [split_sentences(doc.text) for doc, _ in group]
-        chunk_vecs = self.embeddings.encode([c.text for _, chunks in group for c in chunks])
-        sent_vecs = self.embeddings.encode([s.text for ss in sentences for s in ss])
-        ci = si = 0
-        for (doc, chunks), sents in zip(group, sentences):
-            cv, sv = chunk_vecs[ci : ci + len(chunks)], sent_vecs[si : si + len(sents)]
-            ci, si = ci + len(chunks), si + len(sents)
-            self._write(doc, chunks, cv, sents, sv)
-            yield doc, chunks
+        spans: list[list[tuple[int, int]]] = [[] for _ in chunks]
+        where: list[tuple[int, int] | None] = []  # sentence -> (chunk, span) in the group
+        base = 0
+        for (_, cs), sents in zip(group, sentences):
+            j = 0
+            for sent in sents:
+                while j < len(cs) and cs[j].end < sent.end:
+                    j += 1
+                if j < len(cs) and cs[j].start <= sent.start:
+                    spans[base + j].append((sent.start - cs[j].start, sent.end - cs[j].start))
+                    where.append((base + j, len(spans[base + j]) - 1))
+                else:
+                    where.append(None)
+            base += len(cs)
+        threads = self.settings.index_threads
+        chunk_vecs, pooled = self.embeddings.encode_with_spans([c.text for c in chunks], spans, threads=threads)
+        flat = [s for ss in sentences for s in ss]
+        sent_vecs = [pooled[w[0]][w[1]] if w else None for w in where]
+        alone = [i for i, v in enumerate(sent_vecs) if v is None]
+        for i, v in zip(alone, self.embeddings.encode([flat[i].text for i in alone], threads=threads)):
+            sent_vecs[i] = v
+        return chunk_vecs, sentences, np.asarray(sent_vecs, dtype=np.float32).reshape(len(flat), -1)
 
-    def _write(self, doc: SourceDocument, chunks: list[Chunk], chunk_vecs, sentences: list[Sentence], sent_vecs) -> None:
-        metadatas = [c.metadata() for c in chunks]
-        if doc.pages:
-            for m, c in zip(metadatas, chunks):
-                m["page"] = page_at(doc.pages, c.start)
-        _add(self.chunks, [c.id for c in chunks], chunk_vecs, [c.text for c in chunks], metadatas)
-        _add(
-            self.sentences,
-            [sentence_id(doc.source, doc.digest, s) for s in sentences],
-            sent_vecs,
-            [s.text for s in sentences],
-            [{"source": doc.source, "digest": doc.digest, "start": s.start, "end": s.end} for s in sentences],
-        )
-        record = {"source": doc.source, "digest": doc.digest, "chunks": len(chunks)}
-        if doc.pages:
-            record["pages"] = ",".join(map(str, doc.pages))  # metadata values must be scalars
-        # The record's vector is the mean of its chunks': never searched, so not worth an encode.
-        mean = chunk_vecs.mean(axis=0) if len(chunk_vecs) else np.ones(self.embeddings.dimension, dtype=np.float32)
-        _add(self.documents, [content_id(doc.source)], [mean / (np.linalg.norm(mean) or 1.0)], [doc.text], [record])
+    def _write_group(self, group, chunk_vecs, sentences: list[list[Sentence]], sent_vecs) -> None:
+        """Write a group's chunks and sentences, then its document records (the commit marks), then
+        drop what older versions of those documents left behind."""
+        chunks, chunk_meta = [], []
+        sent_ids, sent_meta = [], []
+        records, record_vecs = [], []
+        ci = 0
+        for (doc, cs), sents in zip(group, sentences):
+            for c in cs:
+                m = c.metadata()
+                if doc.pages:
+                    m["page"] = page_at(doc.pages, c.start)
+                chunks.append(c)
+                chunk_meta.append(m)
+            for sent in sents:
+                sent_ids.append(sentence_id(doc.source, doc.digest, sent))
+                sent_meta.append({"source": doc.source, "digest": doc.digest, "start": sent.start, "end": sent.end})
+            record = {"source": doc.source, "digest": doc.digest, "chunks": len(cs)}
+            if doc.pages:
+                record["pages"] = ",".join(map(str, doc.pages))  # metadata values must be scalars
+            records.append(record)
+            # The record's vector is the mean of its chunks': never searched, so not worth an encode.
+            mean = chunk_vecs[ci : ci + len(cs)].mean(axis=0) if cs else np.ones(self.embeddings.dimension, dtype=np.float32)
+            record_vecs.append(mean / (np.linalg.norm(mean) or 1.0))
+            ci += len(cs)
+        _add(self.chunks, [c.id for c in chunks], chunk_vecs, [c.text for c in chunks], chunk_meta)
+        # Sentences are read back by id for their vectors only; without text, Chroma has no
+        # full-text index to keep for them, which was the largest part of the write time.
+        _add(self.sentences, sent_ids, sent_vecs, None, sent_meta)
+        _add(self.documents, [content_id(d.source) for d, _ in group], record_vecs, [d.text for d, _ in group], records)
         with self._lock:
-            self._texts.pop(doc.source, None)
-            self._pages.pop(doc.source, None)
-        stale = {"$and": [{"source": doc.source}, {"digest": {"$ne": doc.digest}}]}
-        self.chunks.delete(where=stale)
-        self.sentences.delete(where=stale)
+            for doc, _ in group:
+                self._texts.pop(doc.source, None)
+                self._pages.pop(doc.source, None)
+        stale = [{"$and": [{"source": d.source}, {"digest": {"$ne": d.digest}}]} for d, _ in group]
+        stale_filter = stale[0] if len(stale) == 1 else {"$or": stale}
+        self.chunks.delete(where=stale_filter)
+        self.sentences.delete(where=stale_filter)
 
     def remove(self, source: str) -> None:
         self.documents.delete(ids=[content_id(source)])
@@ -251,14 +287,14 @@ def _groups(todo: list, max_chunks: int):
         yield group
 
 
-def _add(store: Chroma, ids: list[str], vectors, texts: list[str], metadatas: list[dict]) -> None:
+def _add(store: Chroma, ids: list[str], vectors, texts: list[str] | None, metadatas: list[dict]) -> None:
     """Upsert records with vectors we computed (langchain's add_texts would embed them again)."""
     collection = store._collection  # langchain-chroma exposes no add-with-vectors call
     for i in range(0, len(ids), BATCH):
         collection.upsert(
             ids=ids[i : i + BATCH],
             embeddings=np.asarray(vectors[i : i + BATCH], dtype=np.float32),
-            documents=texts[i : i + BATCH],
+            documents=texts[i : i + BATCH] if texts is not None else None,
             metadatas=metadatas[i : i + BATCH],
         )
 

@@ -42,7 +42,13 @@ class Settings(BaseSettings):
         description="Path of a sentence-transformers model; default: the bundled all-MiniLM-L6-v2.",
     )
     threads: int = Field(
-        1, ge=1, le=64, description="torch threads for embedding; 1 stays fast when processes share the cores."
+        1, ge=1, le=64, description="torch threads for embedding questions; 1 stays fast when processes share the cores."
+    )
+    index_threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=64,
+        description="torch threads for embedding during an index run (default: every core); a bulk encode uses them well.",
     )
     chunk_size: int = Field(500, ge=50, description="Largest chunk, in characters; chunks end on sentence boundaries.")
     chunk_overlap: int = Field(120, ge=0, description="Characters of whole sentences repeated between neighbouring chunks.")
@@ -80,6 +86,6 @@ class Settings(BaseSettings):
         path = Path(self.embedding_model)
         model = path.parent.name if path.name in {"model", "models", ""} else path.name
         model = "".join(c if c.isalnum() else "-" for c in model).strip("-")[:40] or "model"
-        fingerprint = f"{model}|{self.chunk_size}|{self.chunk_overlap}|v1"
+        fingerprint = f"{model}|{self.chunk_size}|{self.chunk_overlap}|v2"
         digest = hashlib.sha1(fingerprint.encode()).hexdigest()[:10]
         return f"docs-{model}-c{self.chunk_size}o{self.chunk_overlap}-{digest}"

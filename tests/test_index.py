@@ -1,8 +1,11 @@
 from pathlib import Path
 
+import numpy as np
+
 from assistant import Assistant, Settings
-from assistant.index import Index
+from assistant.index import Index, sentence_id
 from assistant.ingest import scan
+from assistant.sentences import split_sentences
 
 QUESTION = "How many soldiers deserted?"
 DESERTION = "Some 18 North Korean soldiers are believed to have deserted"
@@ -75,3 +78,21 @@ def test_collection_name_tracks_model_and_chunking(tmp_path):
     assert a.collection_name() != Settings(chunk_size=800).collection_name()
     assert a.collection_name() != Settings(chunk_overlap=0).collection_name()
     assert a.collection_name() != Settings(embedding_model=str(Path(a.embedding_model).parent / "other-model")).collection_name()
+
+
+def test_every_sentence_has_a_vector_even_one_longer_than_a_chunk(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    long = "The committee, " + ", ".join(f"having heard witness number {i}" for i in range(40)) + ", adjourned."
+    (folder / "a.txt").write_text(f"The harbour froze in January. {long} Ships waited until March.", encoding="utf-8")
+    index = Index(Settings(docs_dir=folder, index_dir=tmp_path / "index", chunk_size=200, chunk_overlap=40))
+    doc = scan(folder)[0][0]
+    index.update([doc])
+    sentences = split_sentences(doc.text)
+    assert any(len(s.text) > 200 for s in sentences)
+    ids = [sentence_id(doc.source, doc.digest, s) for s in sentences]
+    vectors = index.sentence_vectors(ids)
+    assert set(vectors) == set(ids)
+    alone = index.embeddings.encode([s.text for s in sentences])
+    for i, sid in enumerate(ids):  # each stored vector is nearest to its own sentence's meaning
+        assert int(np.argmax(alone @ np.asarray(vectors[sid]))) == i
