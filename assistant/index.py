@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 # Default HNSW settings lost the true best match after re-upserts (see STACK.md); these did not.
 HNSW = {"hnsw": {"space": "cosine", "ef_search": 200, "ef_construction": 200}}
 BATCH = 256
+STAMP_ID = "~stamp"  # a record of the documents collection that is no document
 GROUP_CHUNKS = 256
 
 
@@ -117,7 +119,17 @@ class Index:
     def committed(self) -> dict[str, dict]:
         """Committed documents: source -> metadata (digest, chunks)."""
         got = self.documents.get(include=["metadatas"])
-        return {m["source"]: m for m in got["metadatas"]}
+        return {m["source"]: m for m in got["metadatas"] if "source" in m}
+
+    def stamp(self) -> str:
+        """Changes whenever documents are committed or removed, by any process sharing the store:
+        one record to read, where listing the committed documents grows with the collection."""
+        got = self.documents.get(ids=[STAMP_ID], include=["metadatas"])
+        return got["metadatas"][0]["stamp"] if got["ids"] else ""
+
+    def _touch(self) -> None:
+        unit = np.full(self.embeddings.dimension, self.embeddings.dimension**-0.5, dtype=np.float32)
+        _add(self.documents, [STAMP_ID], [unit], [""], [{"stamp": uuid.uuid4().hex}])
 
     def document_text(self, source: str) -> str | None:
         with self._lock:
@@ -257,6 +269,7 @@ class Index:
         # full-text index to keep for them, which was the largest part of the write time.
         _add(self.sentences, sent_ids, sent_vecs, None, sent_meta)
         _add(self.documents, [content_id(d.source) for d, _ in group], record_vecs, [d.text for d, _ in group], records)
+        self._touch()
         with self._lock:
             for doc, _ in group:
                 self._texts.pop(doc.source, None)
@@ -268,6 +281,7 @@ class Index:
 
     def remove(self, source: str) -> None:
         self.documents.delete(ids=[content_id(source)])
+        self._touch()
         with self._lock:
             self._texts.pop(source, None)
             self._pages.pop(source, None)

@@ -78,22 +78,26 @@ class HybridRetriever(BaseRetriever):
     fetch: int = 30
     _lexical: LexicalIndex | None = PrivateAttr(default=None)
     _signature: frozenset = PrivateAttr(default=frozenset())
+    _stamp: str | None = PrivateAttr(default=None)
     _checked: float = PrivateAttr(default=0.0)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def invalidate(self) -> None:
-        self._checked = 0.0
+        self._checked, self._stamp = 0.0, None
 
     def lexical(self) -> LexicalIndex:
         """The BM25 index, rebuilt when the committed documents changed (checked once a second)."""
         with self._lock:
             now = time.monotonic()
             if self._lexical is None or now - self._checked > REFRESH_SECONDS:
-                committed = self.index.committed()
-                signature = frozenset((s, m["digest"]) for s, m in committed.items())
-                if self._lexical is None or signature != self._signature:
-                    self._lexical = LexicalIndex(self.index.all_chunks())
-                    self._signature = signature
+                stamp = self.index.stamp()
+                if self._lexical is None or stamp != self._stamp:
+                    committed = self.index.committed()
+                    signature = frozenset((s, m["digest"]) for s, m in committed.items())
+                    if self._lexical is None or signature != self._signature:
+                        self._lexical = LexicalIndex(self.index.all_chunks())
+                        self._signature = signature
+                    self._stamp = stamp
                 self._checked = now
             return self._lexical
 

@@ -1,6 +1,6 @@
 """Query latency: p50/p95 of `Assistant.ask` (default extractive path) at growing index sizes, peak memory, cold start.
 
-    python benchmarks/query.py [--chunks 1000 10000] [--questions 100]
+    python benchmarks/query.py [--chunks 1000 10000 100000] [--questions 100] [--store DIR]
 
 Collections are shuffled sentences of the SQuAD articles; questions are the SQuAD dev questions.
 Cold start is the wall time of `assistant ask` from process start to the printed answer.
@@ -43,11 +43,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--questions", type=int, default=100)
+    parser.add_argument("--store", type=Path, help="keep the collection and its index here and reuse them next time "
+                        "(building 100k chunks takes most of an hour); default: a temp folder")
     args = parser.parse_args()
     qs = questions(args.questions)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
-        folder, index_dir = Path(tmp) / "docs", Path(tmp) / "index"
+        root = args.store or Path(tmp)
+        folder, index_dir = root / "docs", root / "index"
         for target in sorted(args.chunks):
             # Grow one collection: documents already written and indexed are kept.
             write_collection(folder, max(1, target // CHUNKS_PER_DOC))

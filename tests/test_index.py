@@ -1,3 +1,4 @@
+import time
 from pathlib import Path
 
 import numpy as np
@@ -5,6 +6,7 @@ import numpy as np
 from assistant import Assistant, Settings
 from assistant.index import Index, sentence_id
 from assistant.ingest import scan
+from assistant.retrieve import REFRESH_SECONDS
 from assistant.sentences import split_sentences
 
 QUESTION = "How many soldiers deserted?"
@@ -96,3 +98,23 @@ def test_every_sentence_has_a_vector_even_one_longer_than_a_chunk(tmp_path):
     alone = index.embeddings.encode([s.text for s in sentences])
     for i, sid in enumerate(ids):  # each stored vector is nearest to its own sentence's meaning
         assert int(np.argmax(alone @ np.asarray(vectors[sid]))) == i
+
+
+def test_the_stamp_moves_with_every_commit_and_removal_and_other_readers_see_it(docs, tmp_path):
+    settings = Settings(docs_dir=docs, index_dir=tmp_path / "index")
+    writer = Assistant(settings)
+    reader = Assistant(settings, auto_index=False)  # another user of the same store
+    assert reader.retrieve(QUESTION, k=1)
+    first = writer.index.stamp()
+    assert first
+    writer.index_folder()  # nothing changed
+    assert writer.index.stamp() == first
+    (docs / "extra.md").write_text("# Penguins\nEmperor penguins breed in the Antarctic winter.", encoding="utf-8")
+    writer.index_folder()
+    second = writer.index.stamp()
+    assert second != first
+    time.sleep(REFRESH_SECONDS + 0.1)
+    assert reader.retrieve("Where do emperor penguins breed?", k=1)[0].chunk.source == "extra.md"
+    writer.remove("extra.md")
+    assert writer.index.stamp() not in {first, second}
+    assert "extra.md" not in writer.documents()
