@@ -59,17 +59,20 @@ class SentenceEmbeddings(Embeddings):
             torch.set_num_threads(threads or self.threads)
             yield self.model
 
-    def encode(self, texts: list[str], show_progress: bool = False, threads: int | None = None) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._using(threads) as model:
-            return model.encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=show_progress,
-            ).astype(np.float32)
+    def _batches(self, texts: list[str]) -> list[list[int]]:
+        """Positions of `texts` in batches of similar length (less padding). The model is held per
+        batch, not per call, so a question waits for one small batch of an index run, not all of it."""
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def encode(self, texts: list[str], threads: int | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for batch in self._batches(texts):
+            with self._using(threads) as model:
+                out[batch] = model.encode(
+                    [texts[i] for i in batch], batch_size=len(batch), normalize_embeddings=True, convert_to_numpy=True
+                )
+        return out
 
     def encode_with_spans(
         self, texts: list[str], spans: list[list[tuple[int, int]]], threads: int | None = None
@@ -81,31 +84,28 @@ class SentenceEmbeddings(Embeddings):
         sentence again doubled the cost of an index run. A span with no token inside the model's
         window (a text longer than the window) gets None, for the caller to encode on its own.
         """
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32), []
-        with self._using(threads) as model:
-            outputs = model.encode(texts, batch_size=self.batch_size, output_value=None)
-            # Inside the lock: a fast tokenizer shared across threads fails with "Already borrowed".
-            offsets = model.tokenizer(
-                texts, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length
-            )["offset_mapping"]
-        text_vecs = np.empty((len(texts), self.dimension), dtype=np.float32)
-        span_vecs: list[list[np.ndarray | None]] = []
-        for i, (out, offs) in enumerate(zip(outputs, offsets)):
-            text_vecs[i] = _unit(out["sentence_embedding"].float().numpy())
-            n = int(out["attention_mask"].sum())
-            tokens = out["token_embeddings"][:n].float().numpy()
-            if len(offs) != n:  # the tokenizer and the model disagree: pool nothing, encode spans alone
-                span_vecs.append([None] * len(spans[i]))
-                continue
-            starts = np.array([a for a, _ in offs])
-            ends = np.array([b for _, b in offs])
-            real = ends > starts  # special tokens have empty offsets
-            row = []
-            for a, b in spans[i]:
-                inside = real & (starts >= a) & (ends <= b)
-                row.append(_unit(tokens[inside].mean(axis=0)) if inside.any() else None)
-            span_vecs.append(row)
+        text_vecs = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        span_vecs: list[list[np.ndarray | None]] = [[None] * len(s) for s in spans]
+        for batch in self._batches(texts):
+            with self._using(threads) as model:
+                outputs = model.encode([texts[i] for i in batch], batch_size=len(batch), output_value=None)
+                # Inside the lock: a fast tokenizer shared across threads fails with "Already borrowed".
+                offsets = model.tokenizer(
+                    [texts[i] for i in batch], return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length
+                )["offset_mapping"]
+            for i, out, offs in zip(batch, outputs, offsets):
+                text_vecs[i] = _unit(out["sentence_embedding"].float().numpy())
+                n = int(out["attention_mask"].sum())
+                if len(offs) != n:  # the tokenizer and the model disagree: pool nothing, encode spans alone
+                    continue
+                tokens = out["token_embeddings"][:n].float().numpy()
+                starts = np.array([a for a, _ in offs])
+                ends = np.array([b for _, b in offs])
+                real = ends > starts  # special tokens have empty offsets
+                for j, (a, b) in enumerate(spans[i]):
+                    inside = real & (starts >= a) & (ends <= b)
+                    if inside.any():
+                        span_vecs[i][j] = _unit(tokens[inside].mean(axis=0))
         return text_vecs, span_vecs
 
     @property
