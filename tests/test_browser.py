@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from chroma_server import free_port
 from conftest import ROOT, SEEDS
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -27,14 +27,6 @@ HOSTILE = (
 )
 
 
-def free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    pytest.skip("no free port in 7900-7919 for the web chat")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not Path(CHROMIUM).exists():
@@ -43,7 +35,7 @@ def server(tmp_path_factory):
     for f in SEEDS.glob("*.txt"):
         shutil.copy(f, docs)
     (docs / "lighthouse.txt").write_text(HOSTILE, encoding="utf-8")
-    port = free_port()
+    port = free_port(PORTS)
     env = {**os.environ, "ASSISTANT_INDEX_DIR": str(tmp_path_factory.mktemp("browser-index")), "ASSISTANT_DOCS_DIR": str(docs)}
     log = open(tmp_path_factory.mktemp("browser-log") / "serve.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],

@@ -7,13 +7,13 @@ import html
 import random
 import re
 import shutil
-import socket
 import statistics
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from chroma_server import free_port
 from conftest import SEEDS, SHARED_EVAL
 
 from assistant import Assistant, Settings
@@ -55,14 +55,6 @@ def write_docs(folder: Path, prefix: str, sentences: list[str], n: int) -> dict[
         (folder / name).write_text(" ".join(part), encoding="utf-8")
         firsts[name] = part[0]
     return firsts
-
-
-def free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    pytest.skip("no free port in 8600-8699 for the web chat")
 
 
 def panel_citations(panel: str) -> list[tuple[str, int, int, str, str]]:
@@ -131,7 +123,7 @@ def test_the_app_keeps_answering_during_an_index_run_and_never_shows_a_half_inde
 
     # As `ui.serve` launches it, but in this process and without blocking.
     app = build_app(bot).queue(default_concurrency_limit=4)
-    port = free_port()
+    port = free_port(PORTS)
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, quiet=True)
     url = f"http://127.0.0.1:{port}/"
     try:
