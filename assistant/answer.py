@@ -18,7 +18,8 @@ from .cite import make_citation
 from .extract import answer_span
 from .index import Index, sentence_id
 from .records import NOT_FOUND, Answer
-from .retrieve import LexicalIndex, Passage
+from .lexical import LexicalIndex
+from .retrieve import Passage
 from .sentences import Sentence, split_sentences
 from .terms import terms
 

@@ -158,8 +158,9 @@ class Index:
             self._pages[source] = pages
         return pages
 
-    def all_chunks(self) -> list[Chunk]:
-        committed = {s: m["digest"] for s, m in self.committed().items()}
+    def all_chunks(self, committed: dict[str, dict] | None = None) -> list[Chunk]:
+        """Chunks of committed documents (of `committed`, when the caller has just listed them)."""
+        committed = {s: m["digest"] for s, m in (self.committed() if committed is None else committed).items()}
         got = self.chunks.get(include=["documents", "metadatas"])
         return [
             Chunk(i, m["source"], m["digest"], m["start"], m["end"], t)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from dataclasses import dataclass
 
-import bm25s
-import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
@@ -16,6 +13,7 @@ from pydantic import ConfigDict, PrivateAttr
 
 from .chunk import Chunk
 from .index import Index
+from .lexical import LexicalCache, LexicalIndex
 from .terms import terms
 
 RRF_K = 60
@@ -32,36 +30,6 @@ class Passage:
     bm25: float = 0.0
     dense_rank: int | None = None
     bm25_rank: int | None = None
-
-
-class LexicalIndex:
-    """BM25 over the committed chunks, with the term statistics sentence scoring reuses."""
-
-    def __init__(self, chunks: list[Chunk]) -> None:
-        self.chunks = chunks
-        self.by_id = {c.id: i for i, c in enumerate(chunks)}
-        tokens = [terms(c.text) or ["\x00"] for c in chunks]
-        self.bm25 = bm25s.BM25()
-        if chunks:
-            self.bm25.index(tokens, show_progress=False)
-        n = max(len(chunks), 1)
-        df: dict[str, int] = {}
-        for toks in tokens:
-            for t in set(toks):
-                df[t] = df.get(t, 0) + 1
-        self._df, self._n = df, n
-
-    def idf(self, term: str) -> float:
-        return math.log(1 + (self._n - self._df.get(term, 0) + 0.5) / (self._df.get(term, 0) + 0.5))
-
-    def search(self, query_terms: list[str], k: int) -> list[tuple[int, float]]:
-        if not self.chunks or not query_terms:
-            return []
-        scores = self.bm25.get_scores(query_terms)
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top])]
-        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
 
 
 class HybridRetriever(BaseRetriever):
@@ -95,11 +63,19 @@ class HybridRetriever(BaseRetriever):
                     committed = self.index.committed()
                     signature = frozenset((s, m["digest"]) for s, m in committed.items())
                     if self._lexical is None or signature != self._signature:
-                        self._lexical = LexicalIndex(self.index.all_chunks())
+                        self._lexical = self._load_or_build(committed, signature)
                         self._signature = signature
                     self._stamp = stamp
                 self._checked = now
             return self._lexical
+
+    def _load_or_build(self, committed: dict[str, dict], signature: frozenset) -> LexicalIndex:
+        cache = LexicalCache(self.index.settings.index_dir / "lexical" / self.index.name)
+        lexical = cache.get(signature)
+        if lexical is None:
+            lexical = LexicalIndex(self.index.all_chunks(committed))
+            cache.put(signature, lexical)
+        return lexical
 
     def search(self, query: str, k: int | None = None, query_vector: list[float] | None = None) -> list[Passage]:
         k = k or self.k
