@@ -34,8 +34,12 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 # Default HNSW settings lost the true best match after re-upserts (see STACK.md); these did not.
-HNSW = {"hnsw": {"space": "cosine", "ef_search": 200, "ef_construction": 200}}
+HNSW = {"hnsw": {"space": "cosine", "ef_search": 200, "ef_construction": 200, "num_threads": 1}}
+# Sentence vectors and document records are read by id, never searched: a sparse graph is enough,
+# and building a good one was most of the write time of an index run.
+HNSW_UNSEARCHED = {"hnsw": {"space": "cosine", "ef_construction": 8, "max_neighbors": 4, "ef_search": 8, "num_threads": 1}}
 BATCH = 256
+GET_PAGE = 10_000
 STAMP_ID = "~stamp"  # a record of the documents collection that is no document
 GROUP_CHUNKS = 256
 
@@ -100,25 +104,25 @@ class Index:
             raise IndexStoreError(f"cannot open the Chroma store at {where}: {exc}") from exc
         self.name = stem
         self.chunks = self._store(client, stem)
-        self.sentences = self._store(client, f"{stem}-sentences")
-        self.documents = self._store(client, f"{stem}-documents")
+        self.sentences = self._store(client, f"{stem}-sentences", HNSW_UNSEARCHED)
+        self.documents = self._store(client, f"{stem}-documents", HNSW_UNSEARCHED)
         self._texts: OrderedDict[str, str] = OrderedDict()
         self._pages: dict[str, tuple[int, ...]] = {}
         self._lock = threading.Lock()
 
-    def _store(self, client, name: str) -> Chroma:
+    def _store(self, client, name: str, configuration: dict = HNSW) -> Chroma:
         return Chroma(
             collection_name=name,
             embedding_function=self.embeddings,
             client=client,
-            collection_configuration=HNSW,
+            collection_configuration=configuration,
         )
 
     # Reading -----------------------------------------------------------------------------------
 
     def committed(self) -> dict[str, dict]:
         """Committed documents: source -> metadata (digest, chunks)."""
-        got = self.documents.get(include=["metadatas"])
+        got = _get_all(self.documents, ["metadatas"])
         return {m["source"]: m for m in got["metadatas"] if "source" in m}
 
     def stamp(self) -> str:
@@ -161,7 +165,7 @@ class Index:
     def all_chunks(self, committed: dict[str, dict] | None = None) -> list[Chunk]:
         """Chunks of committed documents (of `committed`, when the caller has just listed them)."""
         committed = {s: m["digest"] for s, m in (self.committed() if committed is None else committed).items()}
-        got = self.chunks.get(include=["documents", "metadatas"])
+        got = _get_all(self.chunks, ["documents", "metadatas"])
         return [
             Chunk(i, m["source"], m["digest"], m["start"], m["end"], t)
             for i, t, m in zip(got["ids"], got["documents"], got["metadatas"])
@@ -192,6 +196,8 @@ class Index:
         total = sum(len(chunks) for _, chunks in todo)
         written = 0
         groups = list(_groups(todo, GROUP_CHUNKS))
+        if groups:
+            self.embeddings.model  # load it before the bar starts: its rate is the indexing's own
         # The next group is embedded (torch, one core) while this one is written (Chroma, the other).
         with tqdm(total=total, unit="chunk", desc="indexing", disable=not progress or total == 0) as bar, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed") as pool:
@@ -300,6 +306,20 @@ def _groups(todo: list, max_chunks: int):
         size += len(item[1])
     if group:
         yield group
+
+
+def _get_all(store: Chroma, include: list[str]) -> dict[str, list]:
+    """Every record, a page at a time: one unpaged get of ~100k records exceeds SQLite's limit
+    on query variables inside Chroma ("too many SQL variables")."""
+    out: dict[str, list] = {"ids": [], **{key: [] for key in include}}
+    offset = 0
+    while True:
+        got = store.get(include=include, limit=GET_PAGE, offset=offset)
+        for key in out:
+            out[key] += got[key]
+        if len(got["ids"]) < GET_PAGE:
+            return out
+        offset += GET_PAGE
 
 
 def _add(store: Chroma, ids: list[str], vectors, texts: list[str] | None, metadatas: list[dict]) -> None:

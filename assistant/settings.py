@@ -86,6 +86,6 @@ class Settings(BaseSettings):
         path = Path(self.embedding_model)
         model = path.parent.name if path.name in {"model", "models", ""} else path.name
         model = "".join(c if c.isalnum() else "-" for c in model).strip("-")[:40] or "model"
-        fingerprint = f"{model}|{self.chunk_size}|{self.chunk_overlap}|v2"
+        fingerprint = f"{model}|{self.chunk_size}|{self.chunk_overlap}|v3"
         digest = hashlib.sha1(fingerprint.encode()).hexdigest()[:10]
         return f"docs-{model}-c{self.chunk_size}o{self.chunk_overlap}-{digest}"
