@@ -31,13 +31,15 @@ class Assistant:
         self.settings = settings or Settings(**overrides)
         if settings and overrides:
             self.settings = settings.model_copy(update=overrides)
-        self.embeddings = SentenceEmbeddings(self.settings.embedding_model, threads=self.settings.threads)
+        self.embeddings = SentenceEmbeddings(
+            self.settings.embedding_model, threads=self.settings.threads, cache_dir=self.settings.onnx_cache()
+        )
         self.index = Index(self.settings, self.embeddings)
         self.retriever = HybridRetriever(index=self.index, k=self.settings.k)
         self.last_report: IndexReport | None = None
         self._llm_model = None  # built on first use of a non-extractive `llm` setting
         self.skipped: list[Skipped] = []
-        if auto_index and not self.index.committed():
+        if auto_index and not self.index.has_documents():
             self.index_folder()
 
     # Indexing ----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def _assistant(args: argparse.Namespace, auto_index: bool = True):
 
     settings = _settings(args)
     bot = Assistant(settings, auto_index=False)
-    if auto_index and not bot.index.committed():
+    if auto_index and not bot.index.has_documents():
         print(f"No index yet in {settings.index_dir}: indexing {settings.docs_dir} first.", file=sys.stderr)
         _index_and_report(bot, [settings.docs_dir], out=sys.stderr)  # stdout stays the answer
     return bot

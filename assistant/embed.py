@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from . import embed_onnx
+
 
 class EmbeddingModelError(RuntimeError):
     pass
@@ -32,18 +34,40 @@ def _model_lock(model_path: str) -> threading.Lock:
     return threading.Lock()
 
 
-class SentenceEmbeddings(Embeddings):
-    """Unit-length vectors from a local sentence-transformers model (loaded once per process)."""
+_export_lock = threading.Lock()
 
-    def __init__(self, model_path: str, batch_size: int = 32, threads: int = 1) -> None:
+
+class SentenceEmbeddings(Embeddings):
+    """Unit-length vectors from a local sentence-transformers model (loaded once per process).
+
+    With a `cache_dir`, questions (calls without explicit `threads`) are embedded by the model's
+    checked ONNX export (`embed_onnx`) once there is one, so a process that only answers never
+    imports sentence-transformers; the first process to load the torch model writes the export.
+    """
+
+    def __init__(self, model_path: str, batch_size: int = 32, threads: int = 1, cache_dir: Path | None = None) -> None:
         self.model_path = model_path
         self.batch_size = batch_size
         self.threads = threads
+        self.cache_dir = cache_dir
         self._lock = _model_lock(model_path)
+        self._onnx: embed_onnx.OnnxEncoder | None = None
+        self._export_tried = False
 
     @property
     def model(self):
-        return _load(self.model_path)
+        model = _load(self.model_path)
+        if self.cache_dir is not None and self._onnx is None and not self._export_tried:
+            with _export_lock:  # not the model lock: this runs inside `_using`, which holds it
+                if not self._export_tried and embed_onnx.export(model, self.model_path, self.cache_dir):
+                    self._onnx = embed_onnx.open_encoder(self.model_path, self.cache_dir)
+                self._export_tried = True
+        return model
+
+    def _fast(self) -> embed_onnx.OnnxEncoder | None:
+        if self._onnx is None and self.cache_dir is not None and not self._export_tried:
+            self._onnx = embed_onnx.open_encoder(self.model_path, self.cache_dir)
+        return self._onnx
 
     @contextmanager
     def _using(self, threads: int | None):
@@ -66,6 +90,13 @@ class SentenceEmbeddings(Embeddings):
         return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
     def encode(self, texts: list[str], threads: int | None = None) -> np.ndarray:
+        fast = self._fast() if threads is None else None
+        if fast is not None:
+            out = np.zeros((len(texts), fast.dimension), dtype=np.float32)
+            for batch in self._batches(texts):
+                with self._lock:
+                    out[batch] = fast.encode([texts[i] for i in batch])
+            return out
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for batch in self._batches(texts):
             with self._using(threads) as model:
@@ -110,7 +141,8 @@ class SentenceEmbeddings(Embeddings):
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_embedding_dimension())
+        fast = self._fast()
+        return fast.dimension if fast is not None else int(self.model.get_embedding_dimension())
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.encode(list(texts)).tolist()

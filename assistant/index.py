@@ -95,7 +95,9 @@ class Index:
 
     def __init__(self, settings: Settings, embeddings: SentenceEmbeddings | None = None) -> None:
         self.settings = settings
-        self.embeddings = embeddings or SentenceEmbeddings(settings.embedding_model, threads=settings.threads)
+        self.embeddings = embeddings or SentenceEmbeddings(
+            settings.embedding_model, threads=settings.threads, cache_dir=settings.onnx_cache()
+        )
         stem = settings.collection_name()
         try:
             client = client_for(settings)
@@ -124,6 +126,12 @@ class Index:
         """Committed documents: source -> metadata (digest, chunks)."""
         got = _get_all(self.documents, ["metadatas"])
         return {m["source"]: m for m in got["metadatas"] if "source" in m}
+
+    def has_documents(self) -> bool:
+        """Whether any document is committed: two records read, where `committed` reads them all
+        (0.9 s at 30k documents)."""
+        got = self.documents.get(limit=2, include=[])
+        return any(i != STAMP_ID for i in got["ids"])
 
     def stamp(self) -> str:
         """Changes whenever documents are committed or removed, by any process sharing the store:

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         le=64,
         description="torch threads for embedding during an index run (default: every core); a bulk encode uses them well.",
     )
+    onnx_questions: bool = Field(
+        True,
+        description="Embed questions with a checked ONNX export of the model (written by the first process that loads it): "
+        "a process that only answers starts without importing sentence-transformers.",
+    )
+    model_cache: Path | None = Field(None, description="Folder of that export; default: `models/` in index_dir.")
     chunk_size: int = Field(500, ge=50, description="Largest chunk, in characters; chunks end on sentence boundaries.")
     chunk_overlap: int = Field(120, ge=0, description="Characters of whole sentences repeated between neighbouring chunks.")
     k: int = Field(5, ge=1, le=50, description="Passages retrieved and shown per question.")
@@ -80,6 +86,12 @@ class Settings(BaseSettings):
 
         parse_spec(value)  # raises ValueError naming the accepted forms
         return value.strip()
+
+    def onnx_cache(self) -> Path | None:
+        """Where the ONNX export of the embedding model lives, or None when it is not to be used."""
+        if not self.onnx_questions:
+            return None
+        return self.model_cache or self.index_dir / "models"
 
     def collection_name(self) -> str:
         """Name of the Chroma collection: changes whenever anything that shapes the vectors changes."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# One ONNX export of the model for the whole run (subprocesses too), not one per temp index.
+if "ASSISTANT_MODEL_CACHE" not in os.environ:
+    os.environ["ASSISTANT_MODEL_CACHE"] = tempfile.mkdtemp(prefix="assistant-model-cache-")
+    atexit.register(shutil.rmtree, os.environ["ASSISTANT_MODEL_CACHE"], ignore_errors=True)
 
 from assistant import Assistant, Settings  # noqa: E402
 

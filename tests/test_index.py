@@ -118,3 +118,14 @@ def test_the_stamp_moves_with_every_commit_and_removal_and_other_readers_see_it(
     writer.remove("extra.md")
     assert writer.index.stamp() not in {first, second}
     assert "extra.md" not in writer.documents()
+
+
+def test_has_documents_follows_commits_and_removals(docs, tmp_path):
+    settings = Settings(docs_dir=docs, index_dir=tmp_path / "index")
+    index = Index(settings)
+    assert not index.has_documents()
+    index.update(scan(docs)[0])
+    assert index.has_documents()
+    for source in list(index.committed()):
+        index.remove(source)
+    assert index.stamp() and not index.has_documents()  # the stamp record is no document
