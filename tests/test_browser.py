@@ -108,7 +108,9 @@ def test_uploaded_file_is_citable_at_once(page, tmp_path):
     page.click("#manage button, #manage .label-wrap")
     page.set_input_files("#upload input[type=file]", str(upload))
     page.wait_for_function("() => document.querySelector('#upload-status')?.innerText.includes('orchards.md')", timeout=120_000)
-    assert "orchards.md" in page.locator("#documents").inner_text()
+    # The status and the table come from the same event, but the table may still show the
+    # progress overlay for a moment after the status is drawn.
+    page.wait_for_function("() => document.querySelector('#documents')?.innerText.includes('orchards.md')", timeout=10_000)
     answer = ask(page, "How many varieties of quince does the Brindlemoor orchard grow?", 1)
     assert "73" in answer and "orchards.md" in page.locator("#sources #cite-1-1").inner_text()
     shot(page, "upload.png")
