@@ -42,7 +42,7 @@ class Settings(BaseSettings):
         description="Path of a sentence-transformers model; default: the bundled all-MiniLM-L6-v2.",
     )
     threads: int = Field(
-        1, ge=1, le=64, description="torch threads for embedding questions; 1 stays fast when processes share the cores."
+        1, ge=1, le=64, description="torch threads for embedding questions (the ONNX export uses one); 1 stays fast when processes share the cores."
     )
     index_threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
