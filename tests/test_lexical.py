@@ -56,8 +56,9 @@ def test_a_damaged_copy_is_rebuilt_and_answers_stay_right(docs, tmp_path):
     bot = Assistant(settings)
     bot.retriever.lexical()
     folder = settings.index_dir / "lexical" / bot.index.name
-    assert wait_for(lambda: folder.is_dir() and any(folder.iterdir()))
-    (saved,) = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    saved_copies = lambda: [p for p in folder.iterdir() if not p.name.startswith(".")] if folder.is_dir() else []  # noqa: E731
+    assert wait_for(lambda: len(saved_copies()) == 1)  # not a `.tmp-` folder of a save in progress
+    (saved,) = saved_copies()
     (saved / "chunks.jsonl").write_text("not json\n", encoding="utf-8")
     reader = Assistant(settings, auto_index=False)
     answer = reader.ask(QUESTION)
