@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -45,7 +46,9 @@ class SentenceEmbeddings(Embeddings):
     imports sentence-transformers; the first process to load the torch model writes the export.
     """
 
-    def __init__(self, model_path: str, batch_size: int = 32, threads: int = 1, cache_dir: Path | None = None) -> None:
+    # Batches of 16 length-sorted texts encoded ~8% faster than sentence-transformers' default 32
+    # on this 2-core machine (less padding, activations that stay in cache; 8-24 were alike).
+    def __init__(self, model_path: str, batch_size: int = 16, threads: int = 1, cache_dir: Path | None = None) -> None:
         self.model_path = model_path
         self.batch_size = batch_size
         self.threads = threads
@@ -106,7 +109,11 @@ class SentenceEmbeddings(Embeddings):
         return out
 
     def encode_with_spans(
-        self, texts: list[str], spans: list[list[tuple[int, int]]], threads: int | None = None
+        self,
+        texts: list[str],
+        spans: list[list[tuple[int, int]]],
+        threads: int | None = None,
+        on_batch: Callable[[int], object] | None = None,
     ) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
         """Vectors of `texts` and, from the same forward pass, of character spans inside them.
 
@@ -119,24 +126,28 @@ class SentenceEmbeddings(Embeddings):
         span_vecs: list[list[np.ndarray | None]] = [[None] * len(s) for s in spans]
         for batch in self._batches(texts):
             with self._using(threads) as model:
-                outputs = model.encode([texts[i] for i in batch], batch_size=len(batch), output_value=None)
-                # Inside the lock: a fast tokenizer shared across threads fails with "Already borrowed".
-                offsets = model.tokenizer(
-                    [texts[i] for i in batch], return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length
-                )["offset_mapping"]
-            for i, out, offs in zip(batch, outputs, offsets):
+                # The tokenizer's character offsets come out of the same tokenization as the vectors.
+                outputs = model.encode(
+                    [texts[i] for i in batch],
+                    batch_size=len(batch),
+                    output_value=None,
+                    processing_kwargs={"text": {"return_offsets_mapping": True}},
+                )
+            for i, out in zip(batch, outputs):
                 text_vecs[i] = _unit(out["sentence_embedding"].float().numpy())
-                n = int(out["attention_mask"].sum())
-                if len(offs) != n:  # the tokenizer and the model disagree: pool nothing, encode spans alone
+                if "offset_mapping" not in out:  # a model without a fast tokenizer: encode spans alone
                     continue
+                n = int(out["attention_mask"].sum())
                 tokens = out["token_embeddings"][:n].float().numpy()
-                starts = np.array([a for a, _ in offs])
-                ends = np.array([b for _, b in offs])
+                offs = out["offset_mapping"][:n].numpy()
+                starts, ends = offs[:, 0], offs[:, 1]
                 real = ends > starts  # special tokens have empty offsets
                 for j, (a, b) in enumerate(spans[i]):
                     inside = real & (starts >= a) & (ends <= b)
                     if inside.any():
                         span_vecs[i][j] = _unit(tokens[inside].mean(axis=0))
+            if on_batch is not None:
+                on_batch(len(batch))
         return text_vecs, span_vecs
 
     @property

@@ -88,10 +88,9 @@ class HybridRetriever(BaseRetriever):
             chunk = lexical.chunks[i]
             passages[chunk.id] = Passage(chunk, 1 / (RRF_K + rank + 1), bm25=score, bm25_rank=rank)
         vector = query_vector if query_vector is not None else self.index.embeddings.embed_query(query)
-        hits = self.index.chunks.similarity_search_by_vector_with_relevance_scores(vector, k=fetch)
         rank = 0
-        for doc, similarity in hits:
-            pos = lexical.by_id.get(doc.id)
+        for chunk_id, similarity in self.index.nearest(vector, fetch):
+            pos = lexical.by_id.get(chunk_id)
             if pos is None:
                 continue  # not committed yet, or already replaced
             chunk = lexical.chunks[pos]

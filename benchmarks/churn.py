@@ -54,12 +54,13 @@ def main() -> None:
         # Shuffled sentences repeat across documents, so some short chunks have a twin with the same
         # text (and vector): either twin first is a hit, and twins are counted apart.
         copies = Counter(c.text for c in chunks)
+        texts = {c.id: c.text for c in chunks}
         stable = [c for c in chunks if c.source not in names]
         vectors = index.embeddings.encode([c.text for c in stable])
         misses = 0
         for chunk, vector in zip(stable, vectors):
-            hit = index.chunks.similarity_search_by_vector(vector.tolist(), k=1)
-            misses += not hit or (hit[0].id != chunk.id and hit[0].page_content != chunk.text)
+            hit = index.nearest(vector.tolist(), 1)
+            misses += not hit or (hit[0][0] != chunk.id and texts.get(hit[0][0]) != chunk.text)
     twins = sum(copies[c.text] > 1 for c in stable)
     print(f"unchanged chunks: {len(stable)} ({twins} with a twin of the same text); first hit for their own text: "
           f"{len(stable) - misses}; misses: {misses} ({args.rounds} rounds, {len(changed)} files changed at least once)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -45,7 +46,9 @@ def test_kill_9_mid_index_then_open_answer_and_complete(tmp_path):
     docs, index_dir = tmp_path / "docs", tmp_path / "index"
     firsts = make_collection(docs)
     cmd = [assistant_command(), "index", "--docs", str(docs), "--index", str(index_dir)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    # Groups far smaller than the default, so the run commits many times before the kill.
+    env = {**os.environ, "ASSISTANT_INDEX_GROUP": "32"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
     progress = {"done": 0, "total": 0}
     reached = threading.Event()
 

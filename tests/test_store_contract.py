@@ -7,13 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from assistant import Settings
 from assistant.chunk import chunk_document
-from assistant.index import Index, client_for
+from assistant.index import Index, _add, client_for
 from assistant.ingest import scan
 from assistant.retrieve import HybridRetriever
 
@@ -66,8 +67,7 @@ def stored_chunks(index: Index) -> dict[str, dict]:
 
 
 def top_dense_id(index: Index, text: str) -> str:
-    hits = index.chunks.similarity_search_by_vector(index.embeddings.embed_query(text), k=1)
-    return hits[0].id
+    return index.nearest(index.embeddings.embed_query(text), 1)[0][0]
 
 
 def test_index_seeds_everything(store, corpus):
@@ -157,9 +157,14 @@ def test_half_written_document_is_invisible(store, corpus):
     half.write_text("The zeppelin Graf Quokka landed in Oulu carrying 77 marmalade jars.", encoding="utf-8")
     doc = scan(corpus)[0][[d.source for d in scan(corpus)[0]].index("half.txt")]
     chunks = chunk_document(doc, store.chunk_size, store.chunk_overlap)
-    # The first steps of Index._write, stopped before the document record (the commit mark).
-    index.chunks.add_texts([c.text for c in chunks], [c.metadata() for c in chunks], ids=[c.id for c in chunks])
-    assert top_dense_id(index, doc.text) == chunks[0].id  # the store holds it ...
+    # The first step of Index._write_group, stopped before the document record (the commit mark).
+    vectors = index.embeddings.embed_documents([c.text for c in chunks])
+    _add(index.chunks, [c.id for c in chunks], vectors, [{**c.metadata(), "text": c.text} for c in chunks])
+    # The store holds it (a server may take a moment to make a write searchable) ...
+    deadline = time.monotonic() + 10
+    while top_dense_id(index, doc.text) != chunks[0].id and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert top_dense_id(index, doc.text) == chunks[0].id
     assert "half.txt" not in index.committed()  # ... but nothing a reader uses shows it
     assert all(c.source != "half.txt" for c in index.all_chunks())
     passages = HybridRetriever(index=index, k=5).search("zeppelin Graf Quokka marmalade jars Oulu")
@@ -233,5 +238,5 @@ def test_unchanged_chunks_stay_first_hits_under_churn(tmp_path):
     stable = [c for c in index.all_chunks() if c.source not in changed]
     assert len(stable) > 100
     vectors = index.embeddings.encode([c.text for c in stable])
-    misses = [c.id for c, v in zip(stable, vectors) if index.chunks.similarity_search_by_vector(v.tolist(), k=1)[0].id != c.id]
+    misses = [c.id for c, v in zip(stable, vectors) if index.nearest(v.tolist(), 1)[0][0] != c.id]
     assert misses == []
