@@ -119,11 +119,9 @@ def span_candidates(question: str, doc) -> list[tuple[int, int, str, dict[str, f
             spans.setdefault((left, right), ("TREE", doc[left:right]))
     out = []
     for (a, b), (label, _) in spans.items():
-        span = doc[a:b]
-        while len(span) > 1 and (span[-1].is_punct or span[-1].is_space) and not _closes_quote(span):
-            span = span[:-1]
-        while len(span) > 1 and (span[0].is_punct or span[0].is_space):
-            span = span[1:]
+        span = _trim(doc[a:b])
+        if span is None:
+            continue
         text = span.text
         own = _stems(text)
         if not own:
@@ -154,6 +152,25 @@ def span_candidates(question: str, doc) -> list[tuple[int, int, str, dict[str, f
             f[f"role_{r}"] = float(root.dep_ == r)
         out.append((start, end, label, f))
     return out
+
+
+def _trim(span):
+    """The span without punctuation or space at its ends, and cut before an opening bracket it does not
+    close ("Wianki (Polish for Wreaths" -> "Wianki"); None when nothing is left."""
+    depth, cut = 0, None
+    for t in span:
+        if t.text in {"(", "["}:
+            depth += 1
+            cut = t.i if depth == 1 else cut
+        elif t.text in {")", "]"} and depth:
+            depth -= 1
+    if depth:
+        span = span.doc[span.start : cut]
+    while len(span) > 1 and (span[-1].is_punct or span[-1].is_space) and not _closes_quote(span):
+        span = span[:-1]
+    while len(span) > 1 and (span[0].is_punct or span[0].is_space):
+        span = span[1:]
+    return span if len(span) and not (len(span) == 1 and (span[0].is_punct or span[0].is_space)) else None
 
 
 def _closes_quote(span) -> bool:
