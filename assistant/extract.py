@@ -120,8 +120,6 @@ def span_candidates(question: str, doc) -> list[tuple[int, int, str, dict[str, f
     out = []
     for (a, b), (label, _) in spans.items():
         span = _trim(doc[a:b])
-        if span is None:
-            continue
         text = span.text
         own = _stems(text)
         if not own:
@@ -156,7 +154,8 @@ def span_candidates(question: str, doc) -> list[tuple[int, int, str, dict[str, f
 
 def _trim(span):
     """The span without punctuation or space at its ends, and cut before an opening bracket it does not
-    close ("Wianki (Polish for Wreaths" -> "Wianki"); None when nothing is left."""
+    close ("Wianki (Polish for Wreaths" -> "Wianki"). What is left may be empty or bare punctuation,
+    which has no stems, so the caller drops it."""
     depth, cut = 0, None
     for t in span:
         if t.text in {"(", "["}:
@@ -170,7 +169,7 @@ def _trim(span):
         span = span[:-1]
     while len(span) > 1 and (span[0].is_punct or span[0].is_space):
         span = span[1:]
-    return span if len(span) and not (len(span) == 1 and (span[0].is_punct or span[0].is_space)) else None
+    return span
 
 
 def _closes_quote(span) -> bool:

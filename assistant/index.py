@@ -14,7 +14,7 @@ import logging
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -232,7 +232,9 @@ class Index:
                 report.removed.append(source)
         return report
 
-    def _embed_group(self, group: list[tuple[SourceDocument, list[Chunk]]], on_batch=None):
+    def _embed_group(
+        self, group: list[tuple[SourceDocument, list[Chunk]]], on_batch: Callable[[int], object] | None = None
+    ):
         """Chunk vectors, and each sentence's vector pooled from the same pass over the first chunk
         that holds it whole; only a sentence no chunk holds (one cut for length) is encoded alone."""
         chunks = [c for _, cs in group for c in cs]
@@ -271,7 +273,7 @@ class Index:
         ci = 0
         for (doc, cs), sents in zip(group, sentences):
             for c in cs:
-                m = {**c.metadata(), "text": c.text}
+                m = chunk_record(c)
                 if doc.pages:
                     m["page"] = page_at(doc.pages, c.start)
                 chunks.append(c)
@@ -353,6 +355,11 @@ def _add(store: Chroma, ids: list[str], vectors, metadatas: list[dict], texts: l
             documents=texts[i : i + BATCH] if texts is not None else None,
             metadatas=metadatas[i : i + BATCH],
         )
+
+
+def chunk_record(chunk: Chunk) -> dict:
+    """A chunk's metadata as stored, its text included (see `Index._write_group` for why)."""
+    return {**chunk.metadata(), "text": chunk.text}
 
 
 def sentence_id(source: str, digest: str, sentence: Sentence) -> str:

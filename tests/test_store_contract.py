@@ -14,7 +14,7 @@ import pytest
 
 from assistant import Settings
 from assistant.chunk import chunk_document
-from assistant.index import Index, _add, client_for
+from assistant.index import Index, _add, chunk_record, client_for
 from assistant.ingest import scan
 from assistant.retrieve import HybridRetriever
 
@@ -159,7 +159,7 @@ def test_half_written_document_is_invisible(store, corpus):
     chunks = chunk_document(doc, store.chunk_size, store.chunk_overlap)
     # The first step of Index._write_group, stopped before the document record (the commit mark).
     vectors = index.embeddings.embed_documents([c.text for c in chunks])
-    _add(index.chunks, [c.id for c in chunks], vectors, [{**c.metadata(), "text": c.text} for c in chunks])
+    _add(index.chunks, [c.id for c in chunks], vectors, [chunk_record(c) for c in chunks])
     # The store holds it (a server may take a moment to make a write searchable) ...
     deadline = time.monotonic() + 10
     while top_dense_id(index, doc.text) != chunks[0].id and time.monotonic() < deadline:
