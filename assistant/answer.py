@@ -17,8 +17,8 @@ import numpy as np
 from .cite import make_citation
 from .extract import answer_span
 from .index import Index, sentence_id
-from .records import NOT_FOUND, Answer
 from .lexical import LexicalIndex
+from .records import NOT_FOUND, Answer
 from .retrieve import Passage
 from .sentences import Sentence, split_sentences
 from .terms import terms
@@ -30,6 +30,7 @@ CONF_BIAS, CONF_DENSE, CONF_LEXICAL = -2.2, 2.62, 0.87
 SECOND_QUOTE_RATIO = 0.9
 CONTEXT_WEIGHT = 0.4
 CANDIDATE_PASSAGES = 5
+DEFAULT_MIN_CONFIDENCE = 0.30  # few false abstentions (README: the trade-off curve)
 
 
 @dataclass
@@ -67,7 +68,7 @@ def lexical_coverage(weights: dict[str, float], text_terms: set[str]) -> float:
 def candidates(index: Index, passages: list[Passage]) -> list[Candidate]:
     seen: dict[tuple[str, int], Candidate] = {}
     for rank, p in enumerate(passages[:CANDIDATE_PASSAGES]):
-        text = index.document_text(p.chunk.source)
+        text = index.document_text(p.chunk.source, p.chunk.digest)
         if text is None:
             continue
         for s in _sentences(text):
@@ -140,7 +141,7 @@ def extractive_answer(
     chosen = [best] + [c for c in cands[1:] if c.score >= SECOND_QUOTE_RATIO * best.score][: max_quotes - 1]
     citations = []
     for n, c in enumerate(chosen, 1):
-        text = index.document_text(c.source)
+        text = index.document_text(c.source, c.passage.chunk.digest)
         citations.append(make_citation(n, c.source, text, c.sentence.start, c.sentence.end, c.score))
     short = best.sentence.text[span.start : span.end] if span else best.sentence.text
     return Answer(question, short, False, citations, confidence=conf)

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .answer import extractive_answer
-from .cite import verify
+from .answer import DEFAULT_MIN_CONFIDENCE, extractive_answer
+from .answer_reader import in_context, reader_answer, reader_candidates
+from .cite import QuoteMismatch, verify
 from .embed import SentenceEmbeddings
+from .errors import ReaderError, UsageError
 from .index import Index, IndexReport
 from .ingest import IngestError, Skipped, load_file, page_at, scan
+from .reader import Reader, bundled_reader_dir, open_reader
 from .records import NOT_FOUND, Answer
 from .retrieve import HybridRetriever, Passage
 from .settings import Settings
@@ -30,13 +33,14 @@ class Assistant:
     def __init__(self, settings: Settings | None = None, *, auto_index: bool = True, **overrides) -> None:
         self.settings = settings or Settings(**overrides)
         if settings and overrides:
-            self.settings = settings.model_copy(update=overrides)
+            self.settings = settings.with_overrides(**overrides)
         self.embeddings = SentenceEmbeddings(
             self.settings.embedding_model, threads=self.settings.threads, cache_dir=self.settings.onnx_cache()
         )
         self.index = Index(self.settings, self.embeddings)
         self.retriever = HybridRetriever(index=self.index, k=self.settings.k)
         self.last_report: IndexReport | None = None
+        self.reader = self._load_reader()
         self._llm_model = None  # built on first use of a non-extractive `llm` setting
         self.skipped: list[Skipped] = []
         if auto_index and not self.index.has_documents():
@@ -65,24 +69,49 @@ class Assistant:
         """Indexed documents and their chunk counts."""
         return {s: int(m.get("chunks", 0)) for s, m in sorted(self.index.committed().items())}
 
-    def document_text(self, source: str) -> str | None:
-        return self.index.document_text(source)
+    def document_text(self, source: str, digest: str | None = None) -> str | None:
+        """The text of `source` as committed now (or of its version `digest`, while current)."""
+        return self.index.document_text(source, digest)
 
     # Answering ---------------------------------------------------------------------------------
+
+    def _load_reader(self) -> Reader | None:
+        if self.settings.reader == "off":
+            return None
+        folder = bundled_reader_dir() if self.settings.reader == "on" else Path(self.settings.reader)
+        reader = open_reader(folder)
+        if reader is None:
+            raise ReaderError(
+                f"the reader model is missing from {folder}; reinstall the package, or set ASSISTANT_READER=off "
+                "to answer by sentence scoring"
+            )
+        return reader
+
+    @property
+    def min_confidence(self) -> float:
+        """The abstention threshold in force: the setting, else the answerer's own default."""
+        if self.settings.min_confidence is not None:
+            return self.settings.min_confidence
+        if self.reader is not None:
+            return float(self.reader.meta.get("calibration", {}).get("threshold", 0.5))
+        return DEFAULT_MIN_CONFIDENCE
 
     def retrieve(self, query: str, k: int | None = None, query_vector: np.ndarray | None = None) -> list[Passage]:
         if query_vector is None:
             query_vector = self.embeddings.encode([query])[0]
         return self.retriever.search(query, k or self.settings.k, query_vector=query_vector.tolist())
 
-    def ask(self, question: str, k: int | None = None, query: str | None = None) -> Answer:
-        """Answer `question`; `query` (default: the question) is what gets searched."""
-        for item in self.ask_stream(question, k, query):
+    def ask(self, question: str, k: int | None = None, query: str | None = None, history: list[Answer] | None = None) -> Answer:
+        """Answer `question`; `query` (default: the question) is what gets searched; `history`, the
+        conversation's earlier turns, is what the reader reads a follow-up with."""
+        for item in self.ask_stream(question, k, query, history):
             if isinstance(item, Answer):
                 return item
         raise AssertionError("ask_stream ended without an answer")
 
-    def ask_stream(self, question: str, k: int | None = None, query: str | None = None) -> Iterator[str | Answer]:
+    def ask_stream(
+        self, question: str, k: int | None = None, query: str | None = None, history: list[Answer] | None = None
+    ) -> Iterator[str | Answer]:
         """Like `ask`, but first yields the LLM's answer text piece by piece as it is generated.
 
         The last item is the checked `Answer`; with `llm="extractive"` it is the only one.
@@ -93,35 +122,94 @@ class Assistant:
         started = time.perf_counter()
         question = question.strip()
         if not question:
-            raise ValueError("the question is empty; ask something about the documents")
+            raise UsageError("the question is empty; ask something about the documents")
         query = query or question
         if query == question:
             qvec = judge = self.embeddings.encode([query])[0]
         else:
             qvec, own = self.embeddings.encode([query, question])
             judge = (qvec + own) / np.linalg.norm(qvec + own)
-        passages = self.retrieve(query, k, qvec)
-        if passages:
-            # A follow-up's context picks the passages; its sentences are judged with the question
-            # itself weighing more, or the carried words pull the previous quote back.
-            answer = extractive_answer(
-                self.index, passages, question, judge, self.retriever.lexical(),
-                self.settings.min_confidence, self.settings.max_quotes,
-                context=query if query != question else "", context_vec=qvec if query != question else None,
-            )
-        else:
-            answer = Answer(question, NOT_FOUND, True)
+        k = k or self.settings.k
+        for attempt in range(2):
+            passages, candidates = self._passages(query, k, qvec)
+            try:
+                answer = self._extractive(question, query, passages, candidates, qvec, judge, history or [])
+                verify(answer, self.index.document_text)
+                break
+            except QuoteMismatch:
+                # Another process committed a new version between reading and checking: read again.
+                if attempt or not self._stale(passages + candidates):
+                    raise
+                self.retriever.invalidate()
         answer.question, answer.query = question, query
         if self.settings.llm != "extractive" and passages:
             answer = yield from self._generative(question, passages, answer)
         answer.passages = [
             {**p.chunk.metadata(), "id": p.chunk.id, "text": p.chunk.text, "score": round(p.score, 5)} for p in passages
         ]
-        verify(answer, self.index.document_text)
+        if answer.answerer != "extractive":
+            verify(answer, self.index.document_text)  # the LLM's citations
         for c in answer.citations:
             c.page = page_at(self.index.document_pages(c.source), c.start)
         answer.latency_ms = (time.perf_counter() - started) * 1000
         yield answer
+
+    def _stale(self, passages: list[Passage]) -> bool:
+        current = self.index.current_digests(p.chunk.source for p in passages)
+        return any(current.get(p.chunk.source) != p.chunk.digest for p in passages)
+
+    def _passages(self, query: str, k: int, qvec: np.ndarray) -> tuple[list[Passage], list[Passage]]:
+        """The top `k` passages to show, and the ones the reader reads, all of documents as
+        committed now: a passage of a version another process has replaced since this process
+        last refreshed its lexical index is searched again, never quoted at old offsets."""
+        passages, candidates = self._search(query, k, qvec)
+        current = self.index.current_digests(p.chunk.source for p in candidates)
+        if any(current.get(p.chunk.source) != p.chunk.digest for p in candidates):
+            self.retriever.invalidate()  # rebuilds the lexical index from what is committed now
+            passages, candidates = self._search(query, k, qvec)
+            current = self.index.current_digests(p.chunk.source for p in candidates)
+        return (
+            [p for p in passages if current.get(p.chunk.source) == p.chunk.digest],
+            [p for p in candidates if current.get(p.chunk.source) == p.chunk.digest],
+        )
+
+    def _search(self, query: str, k: int, qvec: np.ndarray) -> tuple[list[Passage], list[Passage]]:
+        if self.reader is None:
+            passages = self.retrieve(query, k, qvec)
+            return passages, passages
+        n, each = self.settings.reader_passages, self.settings.reader_each
+        pool = self.retriever.search(query, max(k, n), query_vector=qvec.tolist(), best_of_each=each)
+        return pool[:k], reader_candidates(pool, n, each)
+
+    def _extractive(self, question: str, query: str, passages: list[Passage], candidates: list[Passage],
+                    qvec: np.ndarray, judge: np.ndarray, history: list[Answer]) -> Answer:
+        """The reader's answer, or sentence scoring's with the reader off."""
+        if candidates and self.reader is not None:
+            calibration = self.reader.meta.get("calibration", {})
+            answer = reader_answer(
+                self.index, self.reader, candidates, question, calibration, self.min_confidence, self.settings.max_quotes
+            )
+            if answer.abstained and query != question and history and self.settings.reader_turns:
+                # A follow-up the reader cannot answer alone ("Who reported it?") is read again with
+                # the turn(s) it leans on. Read that way first, the earlier answer drew the reader
+                # back to itself (golden follow-ups over SQuAD articles: 0.90 read alone, 0.40 with it).
+                again = reader_answer(
+                    self.index, self.reader, candidates, in_context(question, history, self.settings.reader_turns),
+                    calibration, self.min_confidence, self.settings.max_quotes,
+                )
+                if not again.abstained:
+                    answer = again
+            answer.question = question
+            return answer
+        if passages:
+            # A follow-up's context picks the passages; its sentences are judged with the question
+            # itself weighing more, or the carried words pull the previous quote back.
+            return extractive_answer(
+                self.index, passages, question, judge, self.retriever.lexical(),
+                self.min_confidence, self.settings.max_quotes,
+                context=query if query != question else "", context_vec=qvec if query != question else None,
+            )
+        return Answer(question, NOT_FOUND, True)
 
     def llm_model(self, raise_errors: bool = False):
         """The configured chat model (built once), or None for the extractive answerer or when it
@@ -165,6 +253,8 @@ class Assistant:
             citations=checked.citations,
             answerer=self.settings.llm,
             unsupported=checked.unsupported,
+            disagreement=False,  # the reader's finding is about its own quotes, which the LLM's replace
+            note="",
         )
 
     def chat(self, session_id: str | None = None):
@@ -172,6 +262,20 @@ class Assistant:
         from .chat import ChatSession
 
         return ChatSession(self, session_id)
+
+    # LangChain ---------------------------------------------------------------------------------
+
+    def as_retriever(self, k: int | None = None):
+        """A langchain `BaseRetriever` of this assistant's passages (Documents with exact offsets)."""
+        from .runnables import PassageRetriever
+
+        return PassageRetriever(assistant=self, k=k or self.settings.k)
+
+    def as_runnable(self):
+        """A langchain `Runnable`: a question in, the checked `Answer` out (invoke, batch, stream, ainvoke)."""
+        from .runnables import AnswerRunnable
+
+        return AnswerRunnable(self)
 
 
 __all__ = ["Assistant", "IngestError"]

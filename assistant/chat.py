@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .errors import UsageError
 from .extract import parse
 from .records import Answer
 from .terms import STOP_WORDS, words
@@ -65,7 +66,8 @@ def key_terms(text: str) -> list[str]:
     for token in doc:
         word = token.text.lower()
         named = token.ent_type_ and token.ent_type_ not in _NUMERIC_ENTITIES
-        if (token.pos_ in _KEY_POS or named) and token.pos_ != "NUM" and word not in STOP_WORDS and word not in _QUESTION_WORDS and len(word) > 1 and word not in found:
+        usable = word not in STOP_WORDS and word not in _QUESTION_WORDS and len(word) > 1 and word not in found
+        if (token.pos_ in _KEY_POS or named) and token.pos_ != "NUM" and usable:
             found.append(word)
     return found
 
@@ -128,10 +130,22 @@ class ChatSession:
         if self.session_id is None:
             self.session_id = uuid.uuid4().hex[:12]
         elif not _SESSION_ID.match(self.session_id):
-            raise ValueError("a session id is 1-64 letters, digits, '-' or '_'")
+            raise UsageError("a session id is 1-64 letters, digits, '-' or '_'")
         elif self.path.exists():
             data = json.loads(self.path.read_text(encoding="utf-8"))
             self.history = [Answer.from_dict(turn) for turn in data.get("turns", [])]
+            self.recheck()
+
+    def recheck(self) -> None:
+        """Mark every saved citation whose document no longer holds its quote at its offsets (the
+        document changed or was removed since the turn was answered)."""
+        texts: dict[str, str | None] = {}
+        for answer in self.history:
+            for c in answer.citations:
+                if c.source not in texts:
+                    texts[c.source] = self.assistant.document_text(c.source)
+                text = texts[c.source]
+                c.changed = text is None or text[c.start : c.end] != c.quote
 
     @property
     def path(self) -> Path:
@@ -151,7 +165,7 @@ class ChatSession:
         return query
 
     def ask(self, question: str, k: int | None = None) -> Answer:
-        answer = self.assistant.ask(question, k=k, query=self.query_for(question))
+        answer = self.assistant.ask(question, k=k, query=self.query_for(question), history=self.history)
         self.history.append(answer)
         self.save()
         return answer

@@ -5,11 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from .errors import QuoteMismatch  # noqa: F401  (importable from here too)
 from .records import Answer, Citation
-
-
-class QuoteMismatch(AssertionError):
-    """A quote is not the text at its offsets: a bug in whatever produced it; the answer is withheld."""
 
 
 def verify(answer: Answer, source_text: Callable[[str], str | None]) -> Answer:

@@ -7,11 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from .errors import AssistantError, UsageError  # noqa: F401  (UsageError: importable from here too)
 from .settings import Settings
-
-
-class UsageError(Exception):
-    """A problem the user can fix; printed as one line, exit status 2."""
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -20,11 +17,27 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["docs_dir"] = Path(args.docs)
     if getattr(args, "index", None):
         overrides["index_dir"] = Path(args.index)
-    if getattr(args, "k", None):
+    if getattr(args, "k", None) is not None:
         overrides["k"] = args.k
     if getattr(args, "llm", None):
         overrides["llm"] = args.llm
+    if getattr(args, "reader", None):
+        overrides["reader"] = args.reader
     return Settings(**overrides)
+
+
+def explain_settings_error(exc) -> str:
+    """A pydantic ValidationError of `Settings` as one line naming each variable, e.g.
+    "ASSISTANT_K (-k): input should be greater than or equal to 1, got 0"."""
+    flags = {"k": "-k", "llm": "--llm", "reader": "--reader", "docs_dir": "--docs", "index_dir": "--index"}
+    parts = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err.get("loc") else ""
+        where = f"ASSISTANT_{name.upper()}" + (f" ({flags[name]})" if name in flags else "")
+        message = err["msg"].removeprefix("Value error, ")
+        got = f", got {err['input']!r}" if "input" in err and not isinstance(err["input"], dict) else ""
+        parts.append(f"{where}: {message[:1].lower()}{message[1:]}{got}")
+    return "; ".join(parts)
 
 
 def _assistant(args: argparse.Namespace, auto_index: bool = True):
@@ -39,7 +52,7 @@ def _assistant(args: argparse.Namespace, auto_index: bool = True):
 
 
 def _index_and_report(bot, folders: list[Path], prune: bool = False, out=None) -> int:
-    from .ingest import IngestError, SourceDocument, Skipped, load_file, scan, supported_suffixes
+    from .ingest import IngestError, Skipped, SourceDocument, load_file, scan, supported_suffixes
 
     docs: list[SourceDocument] = []
     skipped: list[Skipped] = []
@@ -55,7 +68,9 @@ def _index_and_report(bot, folders: list[Path], prune: bool = False, out=None) -
         docs += found
         skipped += bad
     for s in skipped:
-        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+        # a file name may hold a newline or other control characters: one line per skipped file
+        print(f"skipped {s.path.encode('unicode_escape').decode('ascii') if not s.path.isprintable() else s.path}: {s.reason}",
+              file=sys.stderr)
     if not docs:
         raise UsageError(f"nothing could be indexed in {', '.join(map(str, folders))}: no readable {', '.join(supported_suffixes())} files")
     report = bot.index.update(docs, prune=prune, progress=True)
@@ -87,7 +102,8 @@ def _print_answer(answer, as_json: bool, streamed: str = "") -> None:
     for claim in answer.unsupported:
         print(f"  (unsupported by any quote: {claim})")
     for c in answer.citations:
-        print(f"  [{c.id}] {c.label} {c.start}-{c.end}: “{c.quote}”")
+        changed = " (the source has changed since this answer)" if c.changed else ""
+        print(f"  [{c.id}] {c.label} {c.start}-{c.end}: “{c.quote}”{changed}")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -142,8 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
             "--llm",
             help="answerer: extractive, local, openai:<model> or ollama:<model> (default: ASSISTANT_LLM or extractive)",
         )
+        p.add_argument(
+            "--reader",
+            help="extractive answers by the trained reader (on), by sentence scoring (off), or by a reader folder "
+            "(default: ASSISTANT_READER or on)",
+        )
 
-    p = sub.add_parser("index", help="index documents (default: the docs folder)", description="Index .txt, .md, .pdf, .docx and .html files; unchanged files are skipped.")
+    p = sub.add_parser("index", help="index documents (default: the docs folder)",
+                       description="Index .txt, .md, .pdf, .docx and .html files; unchanged files are skipped.")
     p.add_argument("paths", nargs="*", help="folders or files to index")
     p.add_argument("--prune", action="store_true", help="remove indexed documents not found under PATHS (always on without PATHS)")
     common(p)
@@ -182,14 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from pydantic import ValidationError
 
-    from .embed import EmbeddingModelError
-    from .index import IndexStoreError
-    from .ingest import IngestError
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, IngestError, IndexStoreError, EmbeddingModelError, ValueError, ValidationError) as exc:
+    except ValidationError as exc:
+        print(f"assistant: {explain_settings_error(exc)}", file=sys.stderr)
+        return 2
+    except AssistantError as exc:  # anything else is a bug: its traceback shows
         print(f"assistant: {exc}", file=sys.stderr)
         return 2
 

@@ -12,10 +12,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from . import embed_onnx
-
-
-class EmbeddingModelError(RuntimeError):
-    pass
+from .errors import EmbeddingModelError  # noqa: F401  (importable from here too)
 
 
 @lru_cache(maxsize=4)

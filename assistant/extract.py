@@ -33,7 +33,8 @@ _TYPE_RULES: list[tuple[str, set[str]]] = [
     (r"\b(what|which) (year|date|day|month|century|decade|time|period|era)\b|\bwhen\b|\bwhat years?\b", DATE),
     (r"\b(what|which) (number|amount|population|size)\b", NUMBER),
     (r"\b(what|which) (country|city|state|nation|region|continent|town|county|province|place|location)\b|\bwhere\b", PLACE | {"ORG"}),
-    (r"\bwho(m|se)?\b|\b(what|which) (person|man|woman|people|company|organi[sz]ation|group|team|party|agency|university|king|president|leader)\b", PERSON),
+    (r"\bwho(m|se)?\b|\b(what|which) (person|man|woman|people|company|organi[sz]ation|group|team|party|agency|"
+     r"university|king|president|leader)\b", PERSON),
     (r"\b(what|which) (language|nationality|religion)\b", {"NORP", "LANGUAGE"}),
 ]
 

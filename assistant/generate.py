@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .cite import locate, make_citation
+from .errors import LLMError, PromptError  # noqa: F401  (importable from here too)
 from .records import NOT_FOUND, Citation
 from .retrieve import Passage
 from .sentences import split_sentences
@@ -35,10 +36,6 @@ _INLINE_QUOTE = re.compile(r"[\"“]([^\"“”]{8,}?)[\"”]\s*\[(\d+)\]")
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _QUOTE_CHARS = "\"'“”‘’`"
 _NOT_FOUND = re.compile(r"^\W*not found in the documents\W*$", re.IGNORECASE)
-
-
-class PromptError(ValueError):
-    """A prompt file is missing or its variables do not match what the code supplies."""
 
 
 def load_prompt(name: str, **variables: str) -> str:
@@ -233,7 +230,7 @@ def stream_tokens(model, messages: list[tuple[str, str]]) -> Iterator[str]:
             yield content
 
 
-class ModelFailed(RuntimeError):
+class ModelFailed(LLMError):
     """The model or its server failed while answering; `__cause__` is the client library's error."""
 
 

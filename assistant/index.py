@@ -16,7 +16,6 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import chromadb
 import numpy as np
@@ -26,6 +25,7 @@ from tqdm.auto import tqdm
 
 from .chunk import Chunk, chunk_document, content_id
 from .embed import SentenceEmbeddings
+from .errors import IndexStoreError  # noqa: F401  (importable from here too)
 from .ingest import SourceDocument, page_at
 from .sentences import Sentence, split_sentences
 from .settings import Settings
@@ -41,10 +41,7 @@ HNSW_UNSEARCHED = {"hnsw": {"space": "cosine", "ef_construction": 8, "max_neighb
 BATCH = 4096
 GET_PAGE = 10_000
 STAMP_ID = "~stamp"  # a record of the documents collection that is no document
-
-
-class IndexStoreError(RuntimeError):
-    """The store cannot be opened or written; the message says what to do."""
+VERSIONS_KEPT = 256  # document versions whose text a process keeps in memory
 
 
 @dataclass
@@ -73,20 +70,46 @@ def make_client(settings: Settings):
     return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
 
 
-@lru_cache(maxsize=8)
-def _cached_client(key: tuple):
-    return make_client(Settings(**dict(key)))
+_clients: dict[tuple, object] = {}
+_clients_lock = threading.Lock()
+
+
+def _client_key(settings: Settings) -> tuple:
+    return (settings.index_dir, settings.chroma_host, settings.chroma_port, settings.chroma_token)
 
 
 def client_for(settings: Settings):
     """One client per store location and process: Chroma dislikes two clients on one folder."""
-    key = (
-        ("index_dir", settings.index_dir),
-        ("chroma_host", settings.chroma_host),
-        ("chroma_port", settings.chroma_port),
-        ("chroma_token", settings.chroma_token),
-    )
-    return _cached_client(key)
+    with _clients_lock:
+        key = _client_key(settings)
+        if key not in _clients:
+            _clients[key] = make_client(settings)
+        return _clients[key]
+
+
+def reopened_client(settings: Settings, stale):
+    """A client that reads the embedded store afresh, replacing `stale` (unless another thread has
+    already replaced it). An embedded client keeps the vector index it loaded: rows another
+    process wrote since stay invisible to its searches, and reading their vectors fails with
+    "Error finding id", until a new client loads the index again. The old client is left to
+    finish what other threads are doing with it."""
+    from chromadb.api.client import Client
+
+    with _clients_lock:
+        key = _client_key(settings)
+        if _clients.get(key) is stale:
+            Client.clear_system_cache()  # otherwise a new client on the same folder shares the old one's state
+            _clients[key] = make_client(settings)
+        return _clients[key]
+
+
+def forget_clients() -> None:
+    """Drop every client of this process; the next use of a store opens it afresh."""
+    from chromadb.api.client import Client
+
+    with _clients_lock:
+        _clients.clear()
+        Client.clear_system_cache()
 
 
 class Index:
@@ -104,12 +127,25 @@ class Index:
             where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else str(settings.index_dir)
             raise IndexStoreError(f"cannot open the Chroma store at {where}: {exc}") from exc
         self.name = stem
-        self.chunks = self._store(client, stem)
-        self.sentences = self._store(client, f"{stem}-sentences", HNSW_UNSEARCHED)
-        self.documents = self._store(client, f"{stem}-documents", HNSW_UNSEARCHED)
-        self._texts: OrderedDict[str, str] = OrderedDict()
-        self._pages: dict[str, tuple[int, ...]] = {}
+        self._open(client)
+        self._own_stamps: OrderedDict[str, None] = OrderedDict()
+        # Texts and pages of document versions, keyed by (source, digest): a version never changes,
+        # so a cached one is never stale; which version is current is read from the store.
+        self._versions: OrderedDict[tuple[str, str], tuple[str, tuple[int, ...]]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def _open(self, client) -> None:
+        self._client = client
+        self.chunks = self._store(client, self.name)
+        self.sentences = self._store(client, f"{self.name}-sentences", HNSW_UNSEARCHED)
+        self.documents = self._store(client, f"{self.name}-documents", HNSW_UNSEARCHED)
+
+    def changed_elsewhere(self, stamp: str) -> None:
+        """Another process (or another `Index` of this one) committed `stamp`: an embedded store is
+        opened afresh, so searches see the new rows; a server always has them."""
+        if self.settings.chroma_host or stamp in self._own_stamps:
+            return
+        self._open(reopened_client(self.settings, self._client))
 
     def _store(self, client, name: str, configuration: dict = HNSW) -> Chroma:
         return Chroma(
@@ -140,34 +176,59 @@ class Index:
 
     def _touch(self) -> None:
         unit = np.full(self.embeddings.dimension, self.embeddings.dimension**-0.5, dtype=np.float32)
-        _add(self.documents, [STAMP_ID], [unit], [{"stamp": uuid.uuid4().hex}], [""])
-
-    def document_text(self, source: str) -> str | None:
+        stamp = uuid.uuid4().hex
         with self._lock:
-            if source in self._texts:
-                self._texts.move_to_end(source)
-                return self._texts[source]
-        got = self.documents.get(ids=[content_id(source)], include=["documents"])
+            self._own_stamps[stamp] = None
+            while len(self._own_stamps) > 64:
+                self._own_stamps.popitem(last=False)
+        _add(self.documents, [STAMP_ID], [unit], [{"stamp": stamp}], [""])
+
+    def current_digests(self, sources: Iterable[str]) -> dict[str, str]:
+        """The committed version (digest) of each of `sources` that is committed, as of now: one read,
+        whoever wrote last."""
+        sources = list(dict.fromkeys(sources))
+        if not sources:
+            return {}
+        got = self.documents.get(ids=[content_id(s) for s in sources], include=["metadatas"])
+        return {m["source"]: m["digest"] for m in got["metadatas"] if m and "source" in m}
+
+    def _version(self, source: str, digest: str | None) -> tuple[str, tuple[int, ...]] | None:
+        """Text and page starts of `source` at version `digest` (default: the current one), or None
+        when that version is not the committed one (changed or removed since)."""
+        if digest is not None:
+            with self._lock:
+                if (source, digest) in self._versions:
+                    self._versions.move_to_end((source, digest))
+                    return self._versions[(source, digest)]
+        got = self.documents.get(ids=[content_id(source)], include=["documents", "metadatas"])
         if not got["ids"]:
             return None
-        text = got["documents"][0]
+        meta = got["metadatas"][0] or {}
+        current = meta.get("digest", "")
+        if digest is not None and current != digest:
+            return None
+        pages = tuple(int(p) for p in str(meta.get("pages", "")).split(",") if p)
+        version = (got["documents"][0], pages)
         with self._lock:
-            self._texts[source] = text
-            while len(self._texts) > 256:
-                self._texts.popitem(last=False)
-        return text
+            self._versions[(source, current)] = version
+            while len(self._versions) > VERSIONS_KEPT:
+                self._versions.popitem(last=False)
+        return version
 
-    def document_pages(self, source: str) -> tuple[int, ...]:
+    def document_text(self, source: str, digest: str | None = None) -> str | None:
+        """The text of `source` as committed now, or of its version `digest` while that version is
+        the committed one (then offsets read from its chunks hold); None otherwise."""
+        version = self._version(source, digest) if digest is not None else self._current(source)
+        return version[0] if version else None
+
+    def document_pages(self, source: str, digest: str | None = None) -> tuple[int, ...]:
         """Start offset of each page of a paged document (PDF); empty for other formats."""
-        with self._lock:
-            if source in self._pages:
-                return self._pages[source]
-        got = self.documents.get(ids=[content_id(source)], include=["metadatas"])
-        raw = got["metadatas"][0].get("pages", "") if got["ids"] else ""
-        pages = tuple(int(p) for p in raw.split(",") if p)
-        with self._lock:
-            self._pages[source] = pages
-        return pages
+        version = self._version(source, digest) if digest is not None else self._current(source)
+        return version[1] if version else ()
+
+    def _current(self, source: str) -> tuple[str, tuple[int, ...]] | None:
+        digest = self.current_digests([source]).get(source)
+        return self._version(source, digest) if digest else None
 
     def all_chunks(self, committed: dict[str, dict] | None = None) -> list[Chunk]:
         """Chunks of committed documents (of `committed`, when the caller has just listed them)."""
@@ -188,10 +249,15 @@ class Index:
         return [(i, 1.0 - d) for i, d in zip(got["ids"][0], got["distances"][0])]
 
     def sentence_vectors(self, ids: list[str]) -> dict[str, list[float]]:
+        """Stored vectors of these sentences; any the store cannot give are encoded by the caller."""
         if not ids:
             return {}
-        got = self.sentences.get(ids=ids, include=["embeddings"])
-        return dict(zip(got["ids"], got["embeddings"]))
+        try:
+            got = self.sentences.get(ids=ids, include=["embeddings"])
+        except Exception as exc:  # an embedded client that has not yet seen another process's commit
+            log.info("sentence vectors unreadable (%s); encoding them", exc)
+            return {}
+        return dict(zip(got["ids"], got["embeddings"], strict=True))
 
     # Writing -----------------------------------------------------------------------------------
 
@@ -300,10 +366,6 @@ class Index:
         # read every text with it.
         _add(self.documents, [content_id(d.source) for d, _ in group], record_vecs, records, [d.text for d, _ in group])
         self._touch()
-        with self._lock:
-            for doc, _ in group:
-                self._texts.pop(doc.source, None)
-                self._pages.pop(doc.source, None)
         stale = [{"$and": [{"source": d.source}, {"digest": {"$ne": d.digest}}]} for d, _ in group]
         stale_filter = stale[0] if len(stale) == 1 else {"$or": stale}
         self.chunks.delete(where=stale_filter)
@@ -312,9 +374,6 @@ class Index:
     def remove(self, source: str) -> None:
         self.documents.delete(ids=[content_id(source)])
         self._touch()
-        with self._lock:
-            self._texts.pop(source, None)
-            self._pages.pop(source, None)
         self.chunks.delete(where={"source": source})
         self.sentences.delete(where={"source": source})
 

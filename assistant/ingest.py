@@ -9,11 +9,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import IngestError  # noqa: F401  (importable from here too)
+
 MAX_FILE_BYTES = 50 * 1024 * 1024
-
-
-class IngestError(Exception):
-    """A file that cannot be indexed; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -103,17 +101,31 @@ def load_file(path: Path, source: str | None = None) -> SourceDocument:
     return SourceDocument(source or path.name, text, pages)
 
 
-def iter_files(root: Path) -> Iterator[tuple[Path, str]]:
+def _resolved(path: Path) -> Path | None:
+    """Where a path really leads, or None for a link loop or a link that cannot be followed."""
+    try:
+        return path.resolve(strict=True)
+    except (OSError, RuntimeError):  # RuntimeError: Python's "Symlink loop" on older versions
+        return None
+
+
+def iter_files(root: Path, skipped: list[Skipped] | None = None) -> Iterator[tuple[Path, str]]:
     """Supported files under `root` (recursively, sorted), with their relative source names.
 
     Symbolic links are followed only where they stay inside `root`, so a link loop or a link to
-    elsewhere cannot pull outside files in.
+    elsewhere cannot pull outside files in; folders left out for that are added to `skipped`.
     """
     root = root.resolve()
+    skipped = [] if skipped is None else skipped
     seen: set[Path] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        here = Path(dirpath).resolve()
-        if here in seen or not here.is_relative_to(root):
+        here = _resolved(Path(dirpath))
+        rel = Path(dirpath).relative_to(root).as_posix()
+        if here is None or here in seen or not here.is_relative_to(root):
+            if here is None or not here.is_relative_to(root):
+                skipped.append(Skipped(rel + "/", "a link to outside the docs folder" if here else "a broken link or link loop"))
+            elif Path(dirpath).is_symlink():
+                skipped.append(Skipped(rel + "/", "a link loop (the folder is already indexed under another name)"))
             dirnames[:] = []
             continue
         seen.add(here)
@@ -129,9 +141,15 @@ def scan(root: Path) -> tuple[list[SourceDocument], list[Skipped]]:
     """Every readable document under `root`, and the files skipped with their reasons."""
     if not root.is_dir():
         raise IngestError(f"docs folder {root} does not exist; create it or pass another with --docs / ASSISTANT_DOCS_DIR")
-    documents, skipped = [], []
-    for path, source in iter_files(root):
-        if not path.resolve().is_relative_to(root.resolve()):
+    documents: list[SourceDocument] = []
+    skipped: list[Skipped] = []
+    real_root = root.resolve()
+    for path, source in iter_files(root, skipped):
+        real = _resolved(path)
+        if real is None:
+            skipped.append(Skipped(source, "a broken link or link loop"))
+            continue
+        if not real.is_relative_to(real_root):
             skipped.append(Skipped(source, "a link to outside the docs folder"))
             continue
         try:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .errors import LLMError  # noqa: F401  (importable from here too)
+
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
@@ -25,10 +27,6 @@ if TYPE_CHECKING:
 
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _SPEC = re.compile(r"^(extractive|local|(openai|ollama):(?P<model>\S+))$")
-
-
-class LLMError(RuntimeError):
-    """The LLM cannot answer (missing extra, unreachable server, unknown model); the message says what to do."""
 
 
 @dataclass(frozen=True)

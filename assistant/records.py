@@ -18,6 +18,7 @@ class Citation:
     quote: str
     score: float = 0.0
     page: int | None = None  # 1-based page for paged formats (PDF), else None
+    changed: bool = False  # a saved citation whose source no longer holds the quote at its offsets
 
     @property
     def label(self) -> str:
@@ -28,6 +29,8 @@ class Citation:
         data = asdict(self)
         if data["page"] is None:
             del data["page"]
+        if not data["changed"]:
+            del data["changed"]
         return data
 
 
@@ -47,6 +50,8 @@ class Answer:
     fallback: bool = False  # an LLM was asked, but this is the extractive answer (see `note`)
     note: str = ""  # why the answer fell back, in one line
     unsupported: list[str] = field(default_factory=list)  # LLM claims no surviving quote backs
+    evidence: dict[str, float] = field(default_factory=dict)  # what `confidence` was computed from
+    disagreement: bool = False  # the sources differ: the first two citations state different things
 
     def to_dict(self) -> dict:
         return {
@@ -61,6 +66,8 @@ class Answer:
             "fallback": self.fallback,
             "note": self.note,
             "unsupported": list(self.unsupported),
+            "disagreement": self.disagreement,
+            **({"evidence": {k: round(v, 4) for k, v in self.evidence.items()}} if self.evidence else {}),
         }
 
     @classmethod
@@ -77,4 +84,6 @@ class Answer:
             fallback=data.get("fallback", False),
             note=data.get("note", ""),
             unsupported=list(data.get("unsupported", [])),
+            evidence=dict(data.get("evidence", {})),
+            disagreement=bool(data.get("disagreement", False)),
         )

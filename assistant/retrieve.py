@@ -48,10 +48,13 @@ class HybridRetriever(BaseRetriever):
     _signature: frozenset = PrivateAttr(default=frozenset())
     _stamp: str | None = PrivateAttr(default=None)
     _checked: float = PrivateAttr(default=0.0)
+    _stale: bool = PrivateAttr(default=False)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def invalidate(self) -> None:
-        self._checked, self._stamp = 0.0, None
+        """Read the committed state again on the next search (the last stamp seen is kept, so a
+        commit by another process is still recognised as one)."""
+        self._checked, self._stale = 0.0, True
 
     def lexical(self) -> LexicalIndex:
         """The BM25 index, rebuilt when the committed documents changed (checked once a second)."""
@@ -59,13 +62,15 @@ class HybridRetriever(BaseRetriever):
             now = time.monotonic()
             if self._lexical is None or now - self._checked > REFRESH_SECONDS:
                 stamp = self.index.stamp()
-                if self._lexical is None or stamp != self._stamp:
+                if self._stamp is not None and stamp != self._stamp:
+                    self.index.changed_elsewhere(stamp)
+                if self._lexical is None or stamp != self._stamp or self._stale:
                     committed = self.index.committed()
                     signature = frozenset((s, m["digest"]) for s, m in committed.items())
                     if self._lexical is None or signature != self._signature:
                         self._lexical = self._load_or_build(committed, signature)
                         self._signature = signature
-                    self._stamp = stamp
+                    self._stamp, self._stale = stamp, False
                 self._checked = now
             return self._lexical
 
@@ -77,7 +82,9 @@ class HybridRetriever(BaseRetriever):
             cache.put(signature, lexical)
         return lexical
 
-    def search(self, query: str, k: int | None = None, query_vector: list[float] | None = None) -> list[Passage]:
+    def search(self, query: str, k: int | None = None, query_vector: list[float] | None = None, best_of_each: int = 0) -> list[Passage]:
+        """The fused top `k`, then any further passage that BM25 or dense search alone ranks in
+        its top `best_of_each` (fusion can drop a passage only one of them finds)."""
         k = k or self.k
         lexical = self.lexical()
         if not lexical.chunks:
@@ -99,7 +106,11 @@ class HybridRetriever(BaseRetriever):
             p.dense, p.dense_rank = float(similarity), rank
             rank += 1
         ranked = sorted(passages.values(), key=lambda p: -p.score)
-        return ranked[:k]
+        extra = [
+            p for p in ranked[k:]
+            if (p.bm25_rank is not None and p.bm25_rank < best_of_each) or (p.dense_rank is not None and p.dense_rank < best_of_each)
+        ]
+        return ranked[:k] + extra
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [

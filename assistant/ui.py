@@ -14,11 +14,37 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .chat import ChatSession
-from .ingest import IngestError, supported_suffixes
+from .ingest import IngestError, load_file, supported_suffixes
 from .records import Answer
 from .ui_render import answer_parts, documents_table, escape, render_answer, render_question, source_panel
 
-EXAMPLES = ["How many soldiers deserted?", "Where were they deployed when they deserted?", "Who reported it?"]
+UPLOADS = "uploads"  # the docs folder's subfolder that keeps files uploaded in the page
+
+
+def keep_upload(path: Path, folder: Path) -> Path:
+    """Copy an uploaded file into `folder` under its own name, or `name-2.txt`, `name-3.txt`, ...
+    when a different file has that name; the same content already there is reused."""
+    import os
+    import tempfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = path.read_bytes()
+    stem, suffix = path.stem, path.suffix
+    for n in range(1, 1000):
+        target = folder / (path.name if n == 1 else f"{stem}-{n}{suffix}")
+        if target.exists():
+            if target.read_bytes() == data:
+                return target
+            continue
+        fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=folder)  # a dot file: the scan skips it
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+        return target
+    raise IngestError(f"too many files named like {path.name} in {folder}; rename it and upload again")
+
+
+EXAMPLES = ["How many soldiers deserted?", "Where were they deployed?", "Who reported it?"]
 
 # Clicking a [n] marker in an answer scrolls the source panel to that passage and flashes it. Capture
 # phase, so it runs before the chat's own link handling (which would open a new tab).
@@ -77,7 +103,7 @@ class ChatHandlers:
             return self.assistant
         if answerer not in self._by_answerer:
             other = copy.copy(self.assistant)
-            other.settings = self.assistant.settings.model_copy(update={"llm": answerer})
+            other.settings = self.assistant.settings.with_overrides(llm=answerer)
             other._llm_model = None
             self._by_answerer[answerer] = other
         return self._by_answerer[answerer]
@@ -126,7 +152,8 @@ class ChatHandlers:
         for turn, answer in enumerate(session.history, 1):
             messages.append({"role": "user", "content": render_question(answer.question)})
             messages.append({"role": "assistant", "content": render_answer(answer, turn)})
-        return messages, self.sources(session.history), session.session_id, f"Resumed session {escape(session.session_id)} ({len(session.history)} turns)."
+        status = f"Resumed session {escape(session.session_id)} ({len(session.history)} turns)."
+        return messages, self.sources(session.history), session.session_id, status
 
     def new_chat(self) -> tuple[list, str, str, str]:
         session = self.session(None)
@@ -141,25 +168,32 @@ class ChatHandlers:
         return documents_table(self.assistant.documents())
 
     def upload(self, files: list | None, progress=None) -> tuple[str, str, list[str]]:
-        """Index uploaded files; returns (status markdown, document table, document names).
+        """Save uploaded files with the documents and index them; returns (status markdown,
+        document table, document names).
 
-        Each file is indexed at once and is citable by the next question; a rejected file is
-        listed with the reason."""
+        A file is kept under `uploads/` in the docs folder, so a later `assistant index` (which
+        mirrors that folder) keeps it and a restart still has it; a name already taken by a
+        different file gets a numbered name, never overwriting it. Each file is citable by the next
+        question; a rejected file is listed with the reason and not kept."""
         paths = [Path(getattr(f, "name", f)) for f in (files or [])]
         if not paths:
-            return "Choose .txt or .md files to add.", self.documents(), self.document_names()
+            return f"Choose {', '.join(supported_suffixes())} files to add.", self.documents(), self.document_names()
         lines = []
         for n, path in enumerate(paths):
             if progress is not None:
                 progress((n, len(paths)), desc=f"Indexing {path.name}")
             try:
+                load_file(path)  # refuse a bad file before keeping it
                 with self._write_lock:
-                    report = self.assistant.add_file(path, source=path.name)
+                    saved = keep_upload(path, Path(self.assistant.settings.docs_dir) / UPLOADS)
+                    source = f"{UPLOADS}/{saved.name}"
+                    report = self.assistant.add_file(saved, source=source)
             except IngestError as exc:
                 lines.append(f"- {escape(path.name)}: rejected — {escape(str(exc))}")
                 continue
             state = "unchanged" if report.unchanged else "indexed"
-            lines.append(f"- {escape(path.name)}: {state}, {report.chunks} new chunk(s)")
+            renamed = f" (saved as {escape(source)}: the name was taken)" if saved.name != path.name else ""
+            lines.append(f"- {escape(path.name)}: {state}, {report.chunks} new chunk(s){renamed}")
         if progress is not None:
             progress((len(paths), len(paths)), desc="Done")
         return "\n".join(lines), self.documents(), self.document_names()
@@ -169,9 +203,14 @@ class ChatHandlers:
             return "Pick a document to remove.", self.documents(), self.document_names()
         if source not in self.assistant.documents():
             return f"{escape(source)} is not indexed.", self.documents(), self.document_names()
+        docs_dir = Path(self.assistant.settings.docs_dir)
         with self._write_lock:
             self.assistant.remove(source)
-        return f"Removed {escape(source)}.", self.documents(), self.document_names()
+            if source.startswith(f"{UPLOADS}/"):
+                (docs_dir / source).unlink(missing_ok=True)  # an upload lives only here: gone from disk too
+                return f"Removed {escape(source)} from the index and the documents folder.", self.documents(), self.document_names()
+        note = " It is still in the documents folder: the next `assistant index` adds it back." if (docs_dir / source).exists() else ""
+        return f"Removed {escape(source)}.{note}", self.documents(), self.document_names()
 
 
 def build_app(assistant):

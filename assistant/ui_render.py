@@ -46,7 +46,10 @@ def answer_parts(answer: Answer, turn: int) -> Iterator[str]:
         yield ("" if i == 0 else " ") + escape(word)
     yield " " + " ".join(marker(turn, c.id) for c in answer.citations)
     for c in answer.citations:
-        yield f"\n\n> {marker(turn, c.id)} {escape(c.quote)}"
+        note = " <small><em>(the source has changed since this answer)</em></small>" if c.changed else ""
+        yield f"\n\n> {marker(turn, c.id)} {escape(c.quote)}{note}"
+    if answer.disagreement:
+        yield "\n\n**Sources differ:** the quotes below state different things."
     for claim in answer.unsupported:
         yield f"\n\n<small>Unsupported (no verbatim quote backs it): {escape(claim)}</small>"
     sources = "; ".join(f"[{c.id}] {c.label}, characters {c.start}–{c.end}" for c in answer.citations)

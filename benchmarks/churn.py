@@ -9,20 +9,20 @@ Unchanged chunks are those of files never changed; each is searched by its own v
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus import write_collection  # noqa: E402
-
 from assistant import Settings  # noqa: E402
 from assistant.index import Index  # noqa: E402
 from assistant.ingest import scan  # noqa: E402
+
+from corpus import write_collection  # noqa: E402
 
 CHUNKS_PER_DOC = 4
 

@@ -23,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from corpus import write_collection  # noqa: E402
-
 from assistant import Settings  # noqa: E402
 from assistant.chunk import chunk_document  # noqa: E402
 from assistant.embed import SentenceEmbeddings  # noqa: E402
 from assistant.ingest import scan  # noqa: E402
+
+from corpus import write_collection  # noqa: E402
 
 
 def main() -> None:
@@ -80,7 +80,7 @@ def main() -> None:
             f"round {r}: SentenceTransformer.encode on {threads} thread(s): {n / raw_default:6.1f} chunks/s (batch 32), "
             f"{n / raw:6.1f} (batch {bs}); assistant index loop {n / loop:6.1f} chunks/s (whole command {n / wall:5.1f})"
         )
-    for label, col in ((f"batch 32, sentence-transformers' default", 0), (f"batch {bs}, the index run's", 1)):
+    for label, col in (("batch 32, sentence-transformers' default", 0), (f"batch {bs}, the index run's", 1)):
         ratios = sorted(r[col] / r[2] for r in rounds)
         print(f"ratio of the indexing loop to the raw encode ({label}): median {statistics.median(ratios):.2f} "
               f"(range {ratios[0]:.2f}-{ratios[-1]:.2f})")

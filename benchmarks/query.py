@@ -1,4 +1,4 @@
-"""Query latency: p50/p95 of `Assistant.ask` (default extractive path) at growing index sizes, peak memory, cold start.
+"""Query latency: p50/p95 of `Assistant.ask` (default path: the reader) at growing index sizes, the reader's own cost, peak memory, cold start.
 
     python benchmarks/query.py [--chunks 1000 10000 100000] [--questions 100] [--store DIR]
 
@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus import SQUAD, write_collection  # noqa: E402
-
 from assistant import Assistant, Settings  # noqa: E402
 from assistant.index import Index  # noqa: E402
 from assistant.ingest import scan  # noqa: E402
+
+from corpus import SQUAD, write_collection  # noqa: E402
 
 CHUNKS_PER_DOC = 4  # 12 sentences of ~130 characters in 500-character chunks
 
@@ -57,6 +57,23 @@ def peak_rss_mib(proc: subprocess.Popen) -> float:
     return peak
 
 
+def time_the_reader(bot: Assistant) -> list[tuple[float, int]]:
+    """(ms, passages) of every reader call from now on: the reader's own share of `ask`."""
+    calls: list[tuple[float, int]] = []
+    if bot.reader is None:
+        return calls
+    inner = bot.reader.read
+
+    def timed(question, passages, *args, **kwargs):
+        t = time.perf_counter()
+        out = inner(question, passages, *args, **kwargs)
+        calls.append(((time.perf_counter() - t) * 1000, len(passages)))
+        return out
+
+    bot.reader.read = timed
+    return calls
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, nargs="+", default=[1000, 10000])
@@ -80,6 +97,7 @@ def main() -> None:
             n_chunks = len(bot.index.all_chunks())
             for q in qs[:5]:
                 bot.ask(q)  # warm: BM25 built, caches filled
+            reading = time_the_reader(bot)
             latencies = []
             for q in qs:
                 t = time.perf_counter()
@@ -95,13 +113,17 @@ def main() -> None:
             if proc.wait() != 0:
                 raise SystemExit(f"{' '.join(cmd)} failed with {proc.returncode}")
             exit_s = time.perf_counter() - t
-            rows.append((n_chunks, statistics.median(latencies), percentile(latencies, 95), peak, cold, build))
+            read_ms = statistics.median([ms for ms, _ in reading]) if reading else 0.0
+            read_n = statistics.mean([n for _, n in reading]) if reading else 0.0
+            rows.append((n_chunks, statistics.median(latencies), percentile(latencies, 95), peak, cold, build, read_ms, read_n))
             print(f"{n_chunks:>7} chunks: ask p50 {rows[-1][1]:6.1f} ms, p95 {rows[-1][2]:6.1f} ms; "
+                  f"reader p50 {read_ms:5.1f} ms for {read_n:.1f} passages per question; "
                   f"peak RSS of `assistant ask` {peak:6.0f} MiB; cold start {cold:4.1f} s (process exit at {exit_s:4.1f} s); "
                   f"index build {build:6.0f} s", flush=True)
-    print("\n| chunks | ask p50 | ask p95 | peak RSS (`assistant ask`) | cold start |\n| --- | --- | --- | --- | --- |")
-    for n, p50, p95, peak, cold, _ in rows:
-        print(f"| {n:,} | {p50:.1f} ms | {p95:.1f} ms | {peak:.0f} MiB | {cold:.1f} s |")
+    print("\n| chunks | ask p50 | ask p95 | reader p50 (passages) | peak RSS (`assistant ask`) | cold start |\n"
+          "| --- | --- | --- | --- | --- | --- |")
+    for n, p50, p95, peak, cold, _, read_ms, read_n in rows:
+        print(f"| {n:,} | {p50:.1f} ms | {p95:.1f} ms | {read_ms:.1f} ms ({read_n:.1f}) | {peak:.0f} MiB | {cold:.1f} s |")
 
 
 if __name__ == "__main__":

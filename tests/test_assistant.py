@@ -5,6 +5,7 @@ import pytest
 from assistant import Assistant
 from assistant.cite import QuoteMismatch, verify
 from assistant.records import Answer, Citation
+
 from conftest import GOLDEN
 
 SEED = "000_aa3b016887bfe7d3.txt"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,17 +28,12 @@ HOSTILE = (
 )
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed: apt-get install -y chromium")
-    docs = tmp_path_factory.mktemp("browser-docs")
-    for f in SEEDS.glob("*.txt"):
-        shutil.copy(f, docs)
-    (docs / "lighthouse.txt").write_text(HOSTILE, encoding="utf-8")
+@contextmanager
+def serving(docs: Path, index: Path, log_dir: Path):
+    """`assistant serve` on a free port over `docs` and `index`; yields its URL, stops it by its PID."""
     port = free_port(PORTS)
-    env = {**os.environ, "ASSISTANT_INDEX_DIR": str(tmp_path_factory.mktemp("browser-index")), "ASSISTANT_DOCS_DIR": str(docs)}
-    log = open(tmp_path_factory.mktemp("browser-log") / "serve.log", "w")
+    env = {**os.environ, "ASSISTANT_INDEX_DIR": str(index), "ASSISTANT_DOCS_DIR": str(docs)}
+    log = open(log_dir / f"serve-{port}.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -61,17 +57,37 @@ def server(tmp_path_factory):
         log.close()
 
 
-@pytest.fixture
-def page(server):
+@contextmanager
+def browser_page(url: str):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(server)
+        page.goto(url)
         page.wait_for_selector("#question textarea", timeout=60_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed: apt-get install -y chromium")
+    docs = tmp_path_factory.mktemp("browser-docs")
+    for f in SEEDS.glob("*.txt"):
+        shutil.copy(f, docs)
+    (docs / "lighthouse.txt").write_text(HOSTILE, encoding="utf-8")
+    with serving(docs, tmp_path_factory.mktemp("browser-index"), tmp_path_factory.mktemp("browser-log")) as url:
+        yield url
+
+
+@pytest.fixture
+def page(server):
+    with browser_page(server) as page:
         yield page
-        browser.close()
 
 
 def ask(page, question: str, turn: int) -> str:
@@ -90,7 +106,7 @@ def shot(page, name: str) -> None:
 def test_three_turn_conversation_with_highlighted_quotes(page):
     ask(page, "How many soldiers deserted?", 1)
     assert "Some 18 North Korean soldiers" in page.locator("#sources #cite-1-1 mark").inner_text()
-    ask(page, "Where were they deployed when they deserted?", 2)
+    ask(page, "Where were they deployed?", 2)
     assert page.locator("#sources #cite-2-1 mark").inner_text().startswith("The troops were deployed in Russia’s Kursk and Bryansk")
     answer = ask(page, "Who reported it?", 3)
     assert "Suspilne" in answer and "Suspilne" in page.locator("#sources #cite-3-1 mark").inner_text()
@@ -128,3 +144,32 @@ def test_a_script_tag_in_a_document_shows_as_text(page):
     assert page.locator("#sources script, #chat script, img[src*='evil']").count() == 0
     assert dialogs == []
     shot(page, "escaped.png")
+
+
+def test_an_upload_survives_an_index_run_and_a_restart_and_removal_deletes_it(tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed: apt-get install -y chromium")
+    docs, index = tmp_path / "docs", tmp_path / "index"
+    shutil.copytree(SEEDS, docs)
+    upload = tmp_path / "orchards.md"
+    upload.write_text("# Orchards\n\nThe Brindlemoor orchard grows 73 varieties of quince on its terraces.\n", encoding="utf-8")
+    with serving(docs, index, tmp_path) as url, browser_page(url) as page:
+        page.click("#manage button, #manage .label-wrap")
+        page.set_input_files("#upload input[type=file]", str(upload))
+        page.wait_for_function("() => document.querySelector('#documents')?.innerText.includes('uploads/orchards.md')",
+                               timeout=120_000)
+    assert (docs / "uploads" / "orchards.md").is_file()
+    env = {**os.environ, "ASSISTANT_INDEX_DIR": str(index), "ASSISTANT_DOCS_DIR": str(docs)}
+    out = subprocess.run([sys.executable, "-m", "assistant.cli", "index"], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "0 removed" in out.stdout, out.stdout + out.stderr
+    with serving(docs, index, tmp_path) as url, browser_page(url) as page:  # a restarted server
+        answer = ask(page, "How many varieties of quince does the Brindlemoor orchard grow?", 1)
+        assert "73" in answer and "uploads/orchards.md" in page.locator("#sources #cite-1-1").inner_text()
+        page.click("#manage button, #manage .label-wrap")
+        page.click("#pick input")
+        page.fill("#pick input", "uploads/orchards.md")
+        page.get_by_role("option", name="uploads/orchards.md").click()
+        page.click("#remove")
+        page.wait_for_function("() => !document.querySelector('#documents')?.innerText.includes('orchards.md')", timeout=60_000)
+        shot(page, "upload-removed.png")
+    assert not (docs / "uploads" / "orchards.md").exists()

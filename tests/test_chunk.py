@@ -3,6 +3,7 @@ from hypothesis import strategies as st
 
 from assistant.chunk import chunk_document
 from assistant.ingest import SourceDocument
+
 from conftest import SEEDS
 
 

@@ -78,3 +78,30 @@ def test_terminal_chat_answers_follow_ups(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "18" in out.stdout and "Kursk" in out.stdout
+
+
+def test_index_reports_link_loops_and_odd_names_on_one_line_and_goes_on(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.txt").write_text("Otters hold hands while they sleep.", encoding="utf-8")
+    (docs / "a.txt").symlink_to(docs / "b.txt")
+    (docs / "b.txt").symlink_to(docs / "a.txt")
+    (docs / "loop").symlink_to(docs)
+    (docs / "bad\nname.txt").write_bytes(b"")
+    out = run("index", "--docs", str(docs), "--index", str(tmp_path / "i"))
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.startswith("skipped")]
+    assert sorted(lines) == sorted([
+        "skipped a.txt: a broken link or link loop", "skipped b.txt: a broken link or link loop",
+        "skipped bad\\nname.txt: empty file", "skipped loop/: a link loop (the folder is already indexed under another name)",
+    ])
+    assert "indexed 1 document(s)" in out.stdout
+
+
+def test_bad_settings_name_the_variable_and_flag_in_one_line(tmp_path):
+    out = run("ask", "How many soldiers deserted?", "-k", "0", "--index", str(tmp_path / "i"))
+    assert out.returncode == 2
+    assert out.stderr.strip() == "assistant: ASSISTANT_K (-k): input should be greater than or equal to 1, got 0"
+    out = run("ask", "How many soldiers deserted?", "--index", str(tmp_path / "i"), env_extra={"ASSISTANT_READER": "nowhere"})
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert out.stderr.startswith("assistant: ASSISTANT_READER (--reader): must be `on`, `off` or a folder")

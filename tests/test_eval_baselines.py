@@ -7,6 +7,7 @@ import pytest
 from assistant.embed import SentenceEmbeddings
 from assistant.eval.baselines import CHUNK_SIZE, SentenceBank, TextbookBaseline, split
 from assistant.ingest import scan
+
 from conftest import SEEDS
 
 

@@ -9,6 +9,7 @@ import pytest
 from assistant.cli import main
 from assistant.eval.cli import check_bars
 from assistant.eval.metrics import Metric
+
 from conftest import GOLDEN, SEEDS
 
 SEED_GOLDEN = GOLDEN / "seed-golden.jsonl"
@@ -41,7 +42,8 @@ def test_json_holds_metrics_settings_and_records(seed_run):
     _, _, data, _ = seed_run
     assert data["settings"]["answerer"] == "ours" and data["settings"]["k"] == 10
     assert {"embedding_model", "chunking", "versions", "min_confidence"} <= set(data["settings"])
-    fractions = [v for n, v in data["metrics"].items() if n.startswith(("quote_hit", "recall", "answer_", "squad2")) and not n.endswith(("_n", "_ci95"))]
+    fractions = [v for n, v in data["metrics"].items()
+                 if n.startswith(("quote_hit", "recall", "answer_", "squad2")) and not n.endswith(("_n", "_ci95"))]
     assert len(fractions) == 8 and all(0 <= v <= 1 for v in fractions)
     records = {r["id"]: r for r in data["records"]}
     assert set(records) == {"s01", "s02", "s03", "s04", "s05", "s06"}

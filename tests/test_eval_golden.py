@@ -7,6 +7,7 @@ import json
 import pytest
 
 from assistant.eval.golden import Conversation, GoldenFileError, load_golden
+
 from conftest import GOLDEN, SHARED_EVAL
 
 

@@ -21,6 +21,7 @@ from assistant.eval.metrics import (
     recall_curve,
     score_record,
 )
+
 from conftest import SHARED_EVAL
 
 

@@ -39,7 +39,7 @@ def test_table_shows_runs_side_by_side_with_ratios():
     ours = result("ours", [rec("q1", ["18"], "18", False, "Some 18 men.")])
     base = result("bm25", [rec("q1", ["18"], "x", False, "Nothing here."), rec("q2", ["18"], "18", False, "Some 18.")])
     text = table([ours, base])
-    line = next(l for l in text.splitlines() if l.startswith("quote_hit@1"))
+    line = next(row for row in text.splitlines() if row.startswith("quote_hit@1"))
     assert "1/2" in line and "1.000" in line and "0.500" in line and "2.00x" in line
 
 

@@ -38,6 +38,19 @@ def test_links_out_of_the_folder_and_loops_are_not_followed(tmp_path):
     docs, skipped = scan(docs_dir)
     assert [d.source for d in docs] == ["ok.txt"]
     assert any(s.path == "leak.txt" and "outside" in s.reason for s in skipped)
+    assert any(s.path == "out/" and "outside" in s.reason for s in skipped)
+    assert any(s.path == "loop/" and "loop" in s.reason for s in skipped)
+
+
+def test_file_link_loops_are_skipped_with_a_reason_and_the_rest_is_read(tmp_path):
+    (tmp_path / "a.txt").symlink_to(tmp_path / "b.txt")
+    (tmp_path / "b.txt").symlink_to(tmp_path / "a.txt")
+    (tmp_path / "self.txt").symlink_to(tmp_path / "self.txt")
+    (tmp_path / "good.txt").write_text("Fine.", encoding="utf-8")
+    (tmp_path / "odd\nname.txt").write_text("Odd but fine.", encoding="utf-8")
+    docs, skipped = scan(tmp_path)
+    assert [d.source for d in docs] == ["good.txt", "odd\nname.txt"]
+    assert {s.path: s.reason for s in skipped} == {p: "a broken link or link loop" for p in ("a.txt", "b.txt", "self.txt")}
 
 
 def test_missing_folder_says_what_to_do(tmp_path):

@@ -19,6 +19,7 @@ from assistant.cite import verify
 from assistant.cli import main
 from assistant.generate import check, generate, parse_output
 from assistant.llm import LLMError, bundled_gguf_path, explain, make_chat_model, parse_spec
+
 from chroma_server import free_port
 
 QUESTIONS = ["How many soldiers deserted?", "What is the capital of Mars?"]

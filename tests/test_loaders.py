@@ -23,8 +23,9 @@ def make_pdf(pages: list[list[str]]) -> bytes:
     objs.append(f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode())
     font_no = 3 + 2 * n
     for i, lines in enumerate(pages):
-        stream = "BT /F1 11 Tf 14 TL 72 740 Td " + " ".join(f"({esc(l)}) Tj T*" for l in lines) + " ET"
-        objs.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 {font_no} 0 R >> >> /Contents {4 + 2 * i} 0 R >>".encode())
+        stream = "BT /F1 11 Tf 14 TL 72 740 Td " + " ".join(f"({esc(line)}) Tj T*" for line in lines) + " ET"
+        resources = f"/Resources << /Font << /F1 {font_no} 0 R >> >>"
+        objs.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] {resources} /Contents {4 + 2 * i} 0 R >>".encode())
         data = stream.encode("latin-1")
         objs.append(b"<< /Length %d >>\nstream\n" % len(data) + data + b"\nendstream")
     objs.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")

@@ -7,10 +7,9 @@ import re
 import pytest
 
 from assistant import Assistant, Settings
+from assistant.records import Answer, Citation
 from assistant.ui import ChatHandlers
 from assistant.ui_render import documents_table, escape, source_panel
-from assistant.records import Answer, Citation
-
 
 
 @pytest.fixture
@@ -30,7 +29,7 @@ def test_answers_stream_and_the_source_panel_highlights_the_quote(handlers):
     assert 'data-cite="cite-1-1"' in messages[-1]["content"]
     assert re.search(r'id="cite-1-1".*<mark>Some 18 North Korean soldiers', panel, re.S)
     # The next question in the same tab is a follow-up in the same session.
-    _, (messages, panel, same_id, _) = last(handlers.respond("Where were they deployed when they deserted?", messages, session_id, 5))
+    _, (messages, panel, same_id, _) = last(handlers.respond("Where were they deployed?", messages, session_id, 5))
     assert same_id == session_id and len(messages) == 4
     assert "<mark>The troops were deployed" in panel and 'id="cite-2-1"' in panel
 
@@ -64,9 +63,28 @@ def test_upload_indexes_at_once_and_rejects_with_the_reason(handlers, tmp_path):
     assert "zebras.md: indexed" in status
     assert re.search(r"table\.csv: rejected — unsupported file type", status.replace("\\", ""))
     assert "empty.txt: rejected — empty file" in status.replace("\\", "")
-    assert "zebras.md" in names and "<td>zebras.md</td>" in table
+    assert "uploads/zebras.md" in names and "<td>uploads/zebras.md</td>" in table
     _, (messages, panel, _, _) = last(handlers.respond("What colour was the crossing in Quillfield painted?", [], None))
     assert "zebras.md" in panel and "<mark>The zebra crossing in Quillfield" in panel
+
+
+def test_uploads_are_kept_with_the_documents_and_survive_a_mirroring_index_run(handlers, tmp_path, docs):
+    first = tmp_path / "a" / "quince.txt"
+    first.parent.mkdir()
+    first.write_text("The Brindlemoor orchard grows 73 varieties of quince.", encoding="utf-8")
+    handlers.upload([str(first)])
+    assert (docs / "uploads" / "quince.txt").read_text(encoding="utf-8") == first.read_text(encoding="utf-8")
+    other = tmp_path / "b" / "quince.txt"  # the same name, other content: kept apart, nothing overwritten
+    other.parent.mkdir()
+    other.write_text("The Hollowmere orchard grows 12 varieties of medlar.", encoding="utf-8")
+    status, _, names = handlers.upload([str(other)])
+    assert "uploads/quince-2.txt" in status.replace("\\", "") and {"uploads/quince.txt", "uploads/quince-2.txt"} <= set(names)
+    assert "73 varieties" in (docs / "uploads" / "quince.txt").read_text(encoding="utf-8")
+    handlers.assistant.index_folder()  # what `assistant index` does: mirror the docs folder
+    assert {"uploads/quince.txt", "uploads/quince-2.txt"} <= set(handlers.document_names())
+    status, _, names = handlers.remove("uploads/quince-2.txt")
+    assert "uploads/quince-2.txt" not in names and not (docs / "uploads" / "quince-2.txt").exists()
+    assert "documents folder" in status
 
 
 def test_remove_takes_a_document_out(handlers):

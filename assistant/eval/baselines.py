@@ -20,6 +20,7 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 from rank_bm25 import BM25Okapi
 
 from ..embed import SentenceEmbeddings
+from ..errors import EvalError
 from ..index import HNSW, client_for
 from ..ingest import SourceDocument
 from ..records import Answer, Citation
@@ -84,7 +85,7 @@ class TextbookBaseline:
     def __init__(self, kind: str, settings: Settings, docs: list[SourceDocument], embeddings: SentenceEmbeddings,
                  bank: SentenceBank | None = None) -> None:
         if kind not in KINDS:
-            raise ValueError(f"unknown baseline {kind!r}; choose one of {', '.join(KINDS)}")
+            raise EvalError(f"unknown baseline {kind!r}; choose one of {', '.join(KINDS)}")
         self.kind = kind
         self.embeddings = embeddings
         self.chunks = split(docs)

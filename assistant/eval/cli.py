@@ -49,15 +49,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.golden:
         raise UsageError("pass a golden file (assistant eval GOLDEN.jsonl) or --compare A.json B.json")
     from .golden import load_golden
-    from .run import evaluate, eval_index_dir
+    from .run import eval_index_dir, evaluate
 
     golden = load_golden(args.golden).sampled(args.sample, args.seed).limited(args.limit)
     base = _settings(argparse.Namespace(docs=args.docs, index=None, k=None, llm=args.llm))
     index_dir = Path(args.index) if args.index else eval_index_dir(base, base.docs_dir)
-    settings = base.model_copy(update={"index_dir": index_dir})
+    settings = base.with_overrides(index_dir=index_dir)
     answerers = [args.baseline] if args.baseline else ["ours"]
     if args.with_baselines:
-        answerers += [b for b in ("bm25", "dense") if b not in answerers]
+        others = ("sentences", "bm25", "dense") if settings.reader != "off" else ("bm25", "dense")
+        answerers += [b for b in others if b not in answerers]
     print(f"eval: {len(golden)} question(s) from {args.golden}; documents {settings.docs_dir}; store {index_dir}",
           file=sys.stderr)
     results = evaluate(golden, Path(args.golden), settings, answerers, k=args.k, progress=not args.quiet,
@@ -99,10 +100,13 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     p.add_argument("--fail-under", type=parse_bar, action="append", default=[], metavar="METRIC=VALUE",
                    help="exit 1 when METRIC is below VALUE (repeatable); quote_validity < 1 always fails")
-    p.add_argument("--baseline", choices=["bm25", "dense"], help="answer with a textbook baseline instead of ours")
-    p.add_argument("--with-baselines", action="store_true", help="also run both baselines and show them beside the first run")
+    p.add_argument("--baseline", choices=["sentences", "bm25", "dense"],
+                   help="answer with a baseline instead of ours: a textbook pipeline, or ours with the reader off (sentences)")
+    p.add_argument("--with-baselines", action="store_true",
+                   help="also run ours with the reader off (sentences) and both textbook baselines, beside the first run")
     p.add_argument("-k", type=int, default=10, help="passages retrieved per question (default 10: recall@10 needs them)")
-    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="compare two --json results instead of running (FILE#bm25 picks a baseline run stored in FILE)")
+    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
+                   help="compare two --json results instead of running (FILE#bm25 picks a baseline run stored in FILE)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--llm", help="answerer of 'ours': extractive, local, openai:<model> or ollama:<model> (default: ASSISTANT_LLM)")
     p.set_defaults(func=cmd_eval)

@@ -11,9 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-class GoldenFileError(ValueError):
-    """A golden file that cannot be used; the message names the file and line."""
+from ..errors import GoldenFileError  # noqa: F401  (importable from here too)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ DEFINITIONS = {
     "quote_validity": "all citations: share whose quote equals source[start:end]; below 1.0 fails the run",
     "latency_p50_ms": "median time to answer one question, ms",
     "latency_p95_ms": "95th percentile time to answer one question, ms",
+    "disagreement_flagged": "answered questions whose answer says the sources differ (on a file with one answer per question: false alarms)",
     "turn_quote_hit@1_first": "conversations, answerable first turns: quote_hit@1",
     "turn_quote_hit@1_followup": "conversations, answerable later turns: quote_hit@1",
 }
@@ -187,6 +188,8 @@ def compute_metrics(records: list[dict]) -> dict[str, Metric]:
     add(mean_metric("false_abstention", [r["abstained"] for r in answerable]))
     add(mean_metric("abstention_recall", [r["abstained"] for r in unanswerable]))
     add(mean_metric("squad2_f1", [r["squad2_f1"] for r in records]))
+    if any("disagreement" in r for r in records):
+        add(mean_metric("disagreement_flagged", [bool(r.get("disagreement")) for r in records if not r["abstained"]]))
     checks = [c["valid"] for r in records for c in r["citations"]] + [False for r in records if r.get("error")]
     add(mean_metric("quote_validity", checks))
     latencies = [r["latency_ms"] for r in records if r.get("latency_ms") is not None]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import html
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+from ..errors import EvalError
 from .metrics import DEFINITIONS, HEADLINE, Metric, abstention_curve, flat, recall_curve
 from .run import RunResult
 
@@ -84,7 +85,7 @@ def run_json(result: RunResult) -> dict:
 def to_json(results: list[RunResult]) -> dict:
     """The first run at the top level (`metrics`, `settings`, `records`); the others under `baselines`."""
     out = run_json(results[0])
-    out["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out["created"] = datetime.now(UTC).isoformat(timespec="seconds")
     if len(results) > 1:
         out["baselines"] = {r.answerer: run_json(r) for r in results[1:]}
     return out
@@ -103,15 +104,15 @@ def load_run(spec: str | Path) -> dict:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ValueError(f"{path} not found; write one with `assistant eval GOLDEN.jsonl --json {path}`") from exc
+        raise EvalError(f"{path} not found; write one with `assistant eval GOLDEN.jsonl --json {path}`") from exc
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not JSON ({exc.msg}); pass a file written by `assistant eval --json`") from exc
+        raise EvalError(f"{path} is not JSON ({exc.msg}); pass a file written by `assistant eval --json`") from exc
     if not isinstance(data, dict) or "metrics" not in data or "records" not in data:
-        raise ValueError(f"{path} is not an eval result; pass a file written by `assistant eval --json`")
+        raise EvalError(f"{path} is not an eval result; pass a file written by `assistant eval --json`")
     if pick and pick != data.get("settings", {}).get("answerer"):
         runs = data.get("baselines", {})
         if pick not in runs:
-            raise ValueError(f"{path} holds no run {pick!r}; it has: {', '.join([data['settings'].get('answerer', '?'), *runs])}")
+            raise EvalError(f"{path} holds no run {pick!r}; it has: {', '.join([data['settings'].get('answerer', '?'), *runs])}")
         return runs[pick]
     return data
 
@@ -196,7 +197,8 @@ def line_chart(series: dict[str, list[tuple[float, float]]], xlabel: str, ylabel
         xv = xmin + (xmax - xmin) * i / 5
         parts.append(f'<text x="{x(xv):.1f}" y="{top + ph + 14}" font-size="10" text-anchor="middle">{xv:.2g}</text>')
     parts.append(f'<text x="{left + pw / 2}" y="{h - 5}" font-size="11" text-anchor="middle">{esc(xlabel)}</text>')
-    parts.append(f'<text x="12" y="{top + ph / 2}" font-size="11" text-anchor="middle" transform="rotate(-90 12 {top + ph / 2})">{esc(ylabel)}</text>')
+    mid = top + ph / 2
+    parts.append(f'<text x="12" y="{mid}" font-size="11" text-anchor="middle" transform="rotate(-90 12 {mid})">{esc(ylabel)}</text>')
     for i, (name, pts) in enumerate(series.items()):
         color = COLORS[i % len(COLORS)]
         pts = [(a, b) for a, b in pts if a is not None and b is not None]
@@ -225,7 +227,8 @@ def histogram(values: list[float], label: str, bins: int = 30) -> str:
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img">']
     for i, c in enumerate(counts):
         bh = c / peak * ph
-        parts.append(f'<rect x="{left + i * bw:.1f}" y="{top + ph - bh:.1f}" width="{bw - 1:.1f}" height="{bh:.1f}" fill="#1f77b4"><title>{c}</title></rect>')
+        parts.append(f'<rect x="{left + i * bw:.1f}" y="{top + ph - bh:.1f}" width="{bw - 1:.1f}" height="{bh:.1f}" '
+                     f'fill="#1f77b4"><title>{c}</title></rect>')
     for i in range(6):
         parts.append(f'<text x="{left + pw * i / 5:.1f}" y="{top + ph + 14}" font-size="10" text-anchor="middle">{cap * i / 5:.0f}</text>')
     parts.append(f'<text x="{left - 5}" y="{top + 8}" font-size="10" text-anchor="end">{peak}</text>')

