@@ -53,17 +53,6 @@ def in_context(question: str, history: list[Answer], turns: int) -> str:
     return " ".join([*parts, question])
 
 
-def reader_candidates(pool: list[Passage], fused: int, each: int) -> list[Passage]:
-    """The fused top `fused` passages, then any passage that BM25 or dense search alone ranks in its
-    top `each`, in fused order."""
-    head = pool[:fused]
-    extra = [
-        p for p in pool[fused:]
-        if (p.bm25_rank is not None and p.bm25_rank < each) or (p.dense_rank is not None and p.dense_rank < each)
-    ]
-    return head + extra
-
-
 @lru_cache(maxsize=256)
 def _sentences(text: str) -> tuple[Sentence, ...]:
     return tuple(split_sentences(text))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .answer import DEFAULT_MIN_CONFIDENCE, extractive_answer
-from .answer_reader import in_context, reader_answer, reader_candidates
+from .answer_reader import in_context, reader_answer
 from .cite import QuoteMismatch, verify
 from .embed import SentenceEmbeddings
 from .errors import ReaderError, UsageError
@@ -18,7 +18,7 @@ from .index import Index, IndexReport
 from .ingest import IngestError, Skipped, load_file, page_at, scan
 from .reader import Reader, bundled_reader_dir, open_reader
 from .records import NOT_FOUND, Answer
-from .retrieve import HybridRetriever, Passage
+from .retrieve import HybridRetriever, Passage, with_best_of_each
 from .settings import Settings
 
 
@@ -179,7 +179,7 @@ class Assistant:
             return passages, passages
         n, each = self.settings.reader_passages, self.settings.reader_each
         pool = self.retriever.search(query, max(k, n), query_vector=qvec.tolist(), best_of_each=each)
-        return pool[:k], reader_candidates(pool, n, each)
+        return pool[:k], with_best_of_each(pool, n, each)
 
     def _extractive(self, question: str, query: str, passages: list[Passage], candidates: list[Passage],
                     qvec: np.ndarray, judge: np.ndarray, history: list[Answer]) -> Answer:

@@ -32,6 +32,16 @@ class Passage:
     bm25_rank: int | None = None
 
 
+def with_best_of_each(ranked: list[Passage], k: int, each: int) -> list[Passage]:
+    """The fused top `k` of `ranked`, then, in fused order, any later passage that BM25 or dense
+    search alone ranks in its top `each`."""
+    extra = [
+        p for p in ranked[k:]
+        if (p.bm25_rank is not None and p.bm25_rank < each) or (p.dense_rank is not None and p.dense_rank < each)
+    ]
+    return ranked[:k] + extra
+
+
 class HybridRetriever(BaseRetriever):
     """Top-k passages by reciprocal rank fusion of BM25 and dense similarity.
 
@@ -105,12 +115,7 @@ class HybridRetriever(BaseRetriever):
             p.score += 1 / (RRF_K + rank + 1)
             p.dense, p.dense_rank = float(similarity), rank
             rank += 1
-        ranked = sorted(passages.values(), key=lambda p: -p.score)
-        extra = [
-            p for p in ranked[k:]
-            if (p.bm25_rank is not None and p.bm25_rank < best_of_each) or (p.dense_rank is not None and p.dense_rank < best_of_each)
-        ]
-        return ranked[:k] + extra
+        return with_best_of_each(sorted(passages.values(), key=lambda p: -p.score), k, best_of_each)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [

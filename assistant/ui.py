@@ -8,7 +8,9 @@ share a conversation, and the session is saved under the index folder after ever
 from __future__ import annotations
 
 import copy
+import os
 import signal
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +26,6 @@ UPLOADS = "uploads"  # the docs folder's subfolder that keeps files uploaded in 
 def keep_upload(path: Path, folder: Path) -> Path:
     """Copy an uploaded file into `folder` under its own name, or `name-2.txt`, `name-3.txt`, ...
     when a different file has that name; the same content already there is reused."""
-    import os
-    import tempfile
-
     folder.mkdir(parents=True, exist_ok=True)
     data = path.read_bytes()
     stem, suffix = path.stem, path.suffix

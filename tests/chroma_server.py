@@ -57,10 +57,15 @@ def chroma_server(path: Path, timeout: float = 60.0):
                 time.sleep(0.2)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 10)
         log.close()
+
+
+def stop(proc: subprocess.Popen, grace: float = 15) -> None:
+    """Stop a server started for a test by its own PID: terminate, then kill after `grace` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

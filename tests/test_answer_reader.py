@@ -8,8 +8,8 @@ import random
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.answer_reader import quote_bounds, reader_candidates, trim
-from assistant.retrieve import Passage
+from assistant.answer_reader import quote_bounds, trim
+from assistant.retrieve import Passage, with_best_of_each
 
 SEED = "000_aa3b016887bfe7d3.txt"
 
@@ -81,7 +81,7 @@ def test_candidates_add_each_retrievers_best_hit():
         return Passage(Chunk(str(i), "a", "d", 0, 1, "x"), 1.0 / (i + 1), bm25_rank=bm25, dense_rank=dense)
 
     pool = [p(0, 1, 0), p(1, 2, 1), p(2, None, 2), p(3, 0, None), p(4, 5, 6)]
-    assert [c.chunk.id for c in reader_candidates(pool, 2, 1)] == ["0", "1", "3"]
+    assert [c.chunk.id for c in with_best_of_each(pool, 2, 1)] == ["0", "1", "3"]
 
 
 # Look-alike documents ----------------------------------------------------------------------------

@@ -6,14 +6,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from assistant_server import serving
 
-from chroma_server import free_port
 from conftest import ROOT, SEEDS
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -26,35 +24,6 @@ HOSTILE = (
     "The lighthouse keeper of Port Vellan logged <script>alert('pwned')</script> exactly 412 storms.\n"
     "Her report carried a picture link ![x](http://evil.invalid/x.png) that must stay text.\n"
 )
-
-
-@contextmanager
-def serving(docs: Path, index: Path, log_dir: Path):
-    """`assistant serve` on a free port over `docs` and `index`; yields its URL, stops it by its PID."""
-    port = free_port(PORTS)
-    env = {**os.environ, "ASSISTANT_INDEX_DIR": str(index), "ASSISTANT_DOCS_DIR": str(docs)}
-    log = open(log_dir / f"serve-{port}.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"assistant serve did not start; see {log.name}")
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @contextmanager
@@ -80,7 +49,7 @@ def server(tmp_path_factory):
     for f in SEEDS.glob("*.txt"):
         shutil.copy(f, docs)
     (docs / "lighthouse.txt").write_text(HOSTILE, encoding="utf-8")
-    with serving(docs, tmp_path_factory.mktemp("browser-index"), tmp_path_factory.mktemp("browser-log")) as url:
+    with serving(docs, tmp_path_factory.mktemp("browser-index"), tmp_path_factory.mktemp("browser-log"), PORTS) as url:
         yield url
 
 
@@ -153,7 +122,7 @@ def test_an_upload_survives_an_index_run_and_a_restart_and_removal_deletes_it(tm
     shutil.copytree(SEEDS, docs)
     upload = tmp_path / "orchards.md"
     upload.write_text("# Orchards\n\nThe Brindlemoor orchard grows 73 varieties of quince on its terraces.\n", encoding="utf-8")
-    with serving(docs, index, tmp_path) as url, browser_page(url) as page:
+    with serving(docs, index, tmp_path, PORTS) as url, browser_page(url) as page:
         page.click("#manage button, #manage .label-wrap")
         page.set_input_files("#upload input[type=file]", str(upload))
         page.wait_for_function("() => document.querySelector('#documents')?.innerText.includes('uploads/orchards.md')",
@@ -162,7 +131,7 @@ def test_an_upload_survives_an_index_run_and_a_restart_and_removal_deletes_it(tm
     env = {**os.environ, "ASSISTANT_INDEX_DIR": str(index), "ASSISTANT_DOCS_DIR": str(docs)}
     out = subprocess.run([sys.executable, "-m", "assistant.cli", "index"], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "0 removed" in out.stdout, out.stdout + out.stderr
-    with serving(docs, index, tmp_path) as url, browser_page(url) as page:  # a restarted server
+    with serving(docs, index, tmp_path, PORTS) as url, browser_page(url) as page:  # a restarted server
         answer = ask(page, "How many varieties of quince does the Brindlemoor orchard grow?", 1)
         assert "73" in answer and "uploads/orchards.md" in page.locator("#sources #cite-1-1").inner_text()
         page.click("#manage button, #manage .label-wrap")

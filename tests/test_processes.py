@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from assistant_server import serving
 
-from chroma_server import chroma_server, free_port
+from chroma_server import chroma_server
 
 HERE = Path(__file__).resolve().parent
 
@@ -127,21 +128,9 @@ def test_the_web_chat_answers_about_documents_another_process_indexed(docs, tmp_
     """`assistant serve` keeps running while `assistant index` adds one document and changes another."""
     from gradio_client import Client
 
-    port = free_port(range(8710, 8730))
     env = environment(docs)
-    log = open(tmp_path / "serve.log", "wb")
-    server = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)], env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-                break
-            except Exception:
-                assert time.monotonic() < deadline, "assistant serve did not answer within 120 s"
-                time.sleep(0.5)
+    with serving(docs, docs.parent / "index", tmp_path, range(8710, 8730)) as url:
+        client = Client(url, verbose=False)
 
         def ask(question: str) -> str:
             messages, panel, *_ = client.predict(question, api_name="/respond")
@@ -156,10 +145,3 @@ def test_the_web_chat_answers_about_documents_another_process_indexed(docs, tmp_
         time.sleep(5)  # what the issue allows for the running process to learn of the commit
         assert "22:10" in ask(QUESTIONS[0])
         assert "Storgatan" in ask("When does the maritime museum open?")
-    finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()

@@ -30,10 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant import Assistant, Settings  # noqa: E402
-from assistant.answer_reader import ReadPassage, evidence, quote_bounds, reader_candidates  # noqa: E402
+from assistant.answer_reader import ReadPassage, confidence, evidence, quote_bounds  # noqa: E402
 from assistant.eval.metrics import contains_answer  # noqa: E402
 from assistant.eval.run import eval_index_dir, load_documents  # noqa: E402
 from assistant.reader import META_FILE, Reader, bundled_reader_dir  # noqa: E402
+from assistant.retrieve import with_best_of_each  # noqa: E402
 
 FEATURES = ("margin", "dense", "fused", "top_hit")
 POOL, EACH_MAX = 8, 3
@@ -64,17 +65,15 @@ def read_everything(bot: Assistant, reader: Reader, rows: list[dict]) -> list[di
     return out
 
 
-def candidates(item: dict, n: int, m: int) -> list[tuple[list[float], bool]]:
-    """(features, hit) of each passage the policy reads."""
+def candidates(item: dict, n: int, m: int) -> list[tuple[ReadPassage, bool]]:
+    """(read passage, hit) of each passage the policy reads, ranked as the assistant ranks them."""
     index = {id(p): i for i, p in enumerate(item["pool"])}
     out = []
-    for rank, p in enumerate(reader_candidates(item["pool"], n, m)):
+    for rank, p in enumerate(with_best_of_each(item["pool"], n, m)):
         i = index[id(p)]
         reading = item["readings"][i]
-        if reading is None:
-            continue
-        feats = evidence(ReadPassage(p, reading, rank, 0, 0))
-        out.append(([feats[f] for f in FEATURES], item["hits"][i]))
+        if reading is not None:
+            out.append((ReadPassage(p, reading, rank, 0, 0), item["hits"][i]))
     return out
 
 
@@ -82,7 +81,7 @@ def fit(items: list[dict], n: int, m: int) -> dict:
     from sklearn.linear_model import LogisticRegression
 
     pairs = [c for item in items for c in candidates(item, n, m)]
-    x = np.array([f for f, _ in pairs])
+    x = np.array([[evidence(r)[f] for f in FEATURES] for r, _ in pairs])
     y = np.array([h for _, h in pairs])
     model = LogisticRegression(C=1.0, max_iter=2000).fit(x, y)
     return {"bias": float(model.intercept_[0]), **{f: float(w) for f, w in zip(FEATURES, model.coef_[0])}}
@@ -92,8 +91,7 @@ def outcomes(cal: dict, items: list[dict], n: int, m: int) -> list[tuple[bool, f
     """Per question: answerable, the best passage's confidence, whether that passage hits."""
     out = []
     for item in items:
-        scored = [(1 / (1 + np.exp(-(cal["bias"] + sum(cal[f] * v for f, v in zip(FEATURES, feats))))), hit)
-                  for feats, hit in candidates(item, n, m)]
+        scored = [(confidence(cal, r), hit) for r, hit in candidates(item, n, m)]
         conf, hit = max(scored, key=lambda s: s[0]) if scored else (0.0, False)
         out.append((item["answerable"], float(conf), bool(hit)))
     return out
@@ -158,7 +156,7 @@ def main() -> None:
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n in (2, 3, 4, 5, 6, 8):
         for m in (0, 1, 2, 3):
-            read = statistics.mean(len(reader_candidates(i["pool"], n, m)) for i in items)
+            read = statistics.mean(len(with_best_of_each(i["pool"], n, m)) for i in items)
             r = held_out(items, n, m, args.max_false)
             print(f"| {n} | {m} | {read:.2f} | {r['quote_hit@1']:.3f} | {r['quote_hit@1_no_abstention']:.3f} | "
                   f"{r['false_abstention']:.3f} | {r['abstention_recall']:.3f} |", flush=True)

@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant.reader import META_FILE, MODEL_FILE, TOKENIZER_FILE, Windows  # noqa: E402
+from assistant.reader import META_FILE, MODEL_FILE, TOKENIZER_FILE, Windows, feeds  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "train" / "squad-train.json.gz"
 DEV = ROOT.parent / "shared" / "eval" / "squad2-dev-golden.jsonl"
@@ -235,7 +235,7 @@ def train(args) -> None:
     while step < stop:
         batch = [examples[i] for i in batches[step]]
         encs, starts, ends = labelled(windows, batch)
-        inputs = {k: torch.from_numpy(v) for k, v in feeds_np(encs, names).items()}
+        inputs = {k: torch.from_numpy(v) for k, v in feeds(encs, names).items()}
         result = model(**inputs, start_positions=torch.tensor(starts), end_positions=torch.tensor(ends))
         result.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -260,12 +260,6 @@ def train(args) -> None:
     model.save_pretrained(out / "final")
     (out / "final" / "training.json").write_text(json.dumps({"config": config, "steps": steps, "examples": kinds, "final_loss": ema}, indent=1))
     print(f"done: {out / 'final'}", file=sys.stderr)
-
-
-def feeds_np(encs: list, names: list[str]) -> dict[str, np.ndarray]:
-    from assistant.reader import feeds
-
-    return feeds(encs, names)
 
 
 # Export -------------------------------------------------------------------------------------------

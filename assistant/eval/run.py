@@ -138,10 +138,10 @@ def make_record(item: GoldenQuestion, answer: Answer | None, texts: dict[str, st
         "latency_ms": round(answer.latency_ms, 2) if answer is not None else None,
         **flags,
     }
-    if answer is not None and answer.answerer == "extractive" and answer.evidence:
-        record["disagreement"] = answer.disagreement
-    if answer is not None and answer.evidence:
+    if answer is not None and answer.evidence:  # the reader answered (or declined)
         record["evidence"] = {k: round(v, 4) for k, v in answer.evidence.items()}
+        if answer.answerer == "extractive":
+            record["disagreement"] = answer.disagreement
     if answer is not None and answer.query and answer.query != item.question:
         record["query"] = answer.query
     if conversation is not None:
