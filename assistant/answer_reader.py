@@ -18,10 +18,12 @@ from functools import lru_cache
 from .cite import make_citation
 from .disagree import differ, stated
 from .index import Index
+from .lexical import LexicalIndex
 from .reader import Reader, Reading
 from .records import NOT_FOUND, Answer
 from .retrieve import Passage
 from .sentences import Sentence, split_sentences
+from .terms import terms
 
 # Characters trimmed off a span's ends: the reader's token edges can carry a comma or a bracket.
 _EDGE = " \t\n,;:.!?\"'“”‘’()[]"
@@ -39,6 +41,8 @@ class ReadPassage:
     rank: int  # position among the passages read (fused order, each retriever's own hits last)
     start: int  # the span in document offsets
     end: int
+    coverage: float = 0.0  # idf-weighted share of the question's terms in the passage
+    quote_coverage: float = 0.0  # the same in the sentence(s) around the span
     confidence: float = 0.0
 
 
@@ -117,6 +121,9 @@ def sigmoid(z: float) -> float:
 UNCALIBRATED = {"bias": 0.0, "margin": 1.0}
 
 
+EVIDENCE = ("margin", "dense", "fused", "top_hit", "coverage", "quote_coverage")
+
+
 def evidence(r: ReadPassage) -> dict[str, float]:
     """What a passage's confidence is computed from: the reader's margin and how it was retrieved."""
     p = r.passage
@@ -125,6 +132,8 @@ def evidence(r: ReadPassage) -> dict[str, float]:
         "dense": p.dense,
         "fused": 1.0 / (1 + r.rank),
         "top_hit": float(p.bm25_rank == 0 or p.dense_rank == 0),
+        "coverage": r.coverage,
+        "quote_coverage": r.quote_coverage,
     }
 
 
@@ -136,13 +145,22 @@ def confidence(calibration: dict, r: ReadPassage) -> float:
     return sigmoid(z)
 
 
-def read_passages(reader: Reader, passages: list[Passage], question: str, calibration: dict) -> list[ReadPassage]:
+def read_passage(p: Passage, reading: Reading, rank: int, asked: set[str], lexical: LexicalIndex) -> ReadPassage:
+    """A passage with the reader's reading of it and how much of the question (`asked`: its
+    terms) the passage and the sentence(s) around the span hold."""
+    lo, hi = quote_bounds(p.chunk.text, reading.start, reading.end, 0, len(p.chunk.text))
+    return ReadPassage(p, reading, rank, p.chunk.start + reading.start, p.chunk.start + reading.end,
+                       lexical.coverage(asked, p.chunk.text), lexical.coverage(asked, p.chunk.text[lo:hi]))
+
+
+def read_passages(reader: Reader, passages: list[Passage], question: str, calibration: dict, lexical: LexicalIndex) -> list[ReadPassage]:
     """Every passage the reader found a span in, the most likely to answer first."""
     found = []
+    asked = set(terms(question))
     for rank, (p, reading) in enumerate(zip(passages, reader.read(question, [p.chunk.text for p in passages]))):
         if reading is None:
             continue
-        r = ReadPassage(p, reading, rank, p.chunk.start + reading.start, p.chunk.start + reading.end)
+        r = read_passage(p, reading, rank, asked, lexical)
         r.confidence = confidence(calibration, r)
         found.append(r)
     found.sort(key=lambda r: -r.confidence)
@@ -157,9 +175,10 @@ def reader_answer(
     calibration: dict,
     min_confidence: float,
     max_quotes: int,
+    lexical: LexicalIndex,
 ) -> Answer:
     """The answer record (not yet verified: `Assistant` checks every quote before returning it)."""
-    read = read_passages(reader, passages, question, calibration)
+    read = read_passages(reader, passages, question, calibration, lexical)
     if not read:
         return Answer(question, NOT_FOUND, True)
     best = read[0]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,8 +15,9 @@ from .answer_reader import in_context, reader_answer
 from .cite import QuoteMismatch, verify
 from .embed import SentenceEmbeddings
 from .errors import ReaderError, UsageError
+from .formats import describe as describe_formats
 from .index import Index, IndexReport
-from .ingest import IngestError, Skipped, load_file, page_at, scan
+from .ingest import IngestError, Skipped, SourceDocument, load_file, page_at, scan
 from .reader import Reader, bundled_reader_dir, open_reader
 from .records import NOT_FOUND, Answer
 from .retrieve import HybridRetriever, Passage, with_best_of_each
@@ -30,10 +32,14 @@ class Assistant:
     >>> ans.answer, ans.citations[0].quote      # ('18', 'Some 18 North Korean soldiers ...')
     """
 
-    def __init__(self, settings: Settings | None = None, *, auto_index: bool = True, **overrides) -> None:
+    def __init__(self, settings: Settings | None = None, *, auto_index: bool = True, llm_model=None, **overrides) -> None:
+        """`llm_model`, a langchain chat model, answers in place of the one `settings.llm` names
+        (which still labels the answers); by default that one is built on first use."""
         self.settings = settings or Settings(**overrides)
         if settings and overrides:
             self.settings = settings.with_overrides(**overrides)
+        if llm_model is not None and self.settings.llm == "extractive":
+            raise UsageError("an llm_model needs an `llm` setting other than extractive (it names the answerer)")
         self.embeddings = SentenceEmbeddings(
             self.settings.embedding_model, threads=self.settings.threads, cache_dir=self.settings.onnx_cache()
         )
@@ -41,29 +47,80 @@ class Assistant:
         self.retriever = HybridRetriever(index=self.index, k=self.settings.k)
         self.last_report: IndexReport | None = None
         self.reader = self._load_reader()
-        self._llm_model = None  # built on first use of a non-extractive `llm` setting
+        self._llm_model = llm_model
         self.skipped: list[Skipped] = []
-        if auto_index and not self.index.has_documents():
+        if auto_index and not self.has_documents():
             self.index_folder()
+
+    def with_llm(self, llm: str, model=None, **llm_settings) -> Assistant:
+        """This assistant answering with `llm` (and `llm_*` settings such as `llm_base_url`, checked
+        like the environment), by the chat model `model` if one is given; the index, models and
+        retriever are shared, so it is cheap to make.
+
+        >>> bot.with_llm("openai:gpt-4o-mini", llm_timeout=30).ask("How many soldiers deserted?")
+        """
+        other_fields = sorted(name for name in llm_settings if not name.startswith("llm_"))
+        if other_fields:
+            raise UsageError(f"with_llm changes the llm_* settings only, not {', '.join(other_fields)}: make a new Assistant")
+        other = copy.copy(self)
+        other.settings = self.settings.with_overrides(llm=llm, **llm_settings)
+        if model is not None and other.settings.llm == "extractive":
+            raise UsageError("a chat model needs an `llm` other than extractive (it names the answerer)")
+        other._llm_model = model
+        return other
 
     # Indexing ----------------------------------------------------------------------------------
 
+    def index_paths(
+        self, paths: Iterable[Path | str] | None = None, prune: bool = False, progress: bool = False, require: bool = False
+    ) -> IndexReport:
+        """Index folders (recursively) and files, default the docs folder; then searches see them.
+
+        Unchanged files are skipped by content; files that cannot be used are listed with the reason
+        in `self.skipped`. `prune` removes indexed documents not found under `paths`. With `require`,
+        finding nothing readable raises `UsageError` before anything is written (or pruned).
+
+        >>> bot.index_paths(["notes/", "report.pdf"]).added     # ['notes/a.md', 'report.pdf']
+        """
+        paths = [Path(p) for p in (paths or [self.settings.docs_dir])]
+        docs: list[SourceDocument] = []
+        self.skipped = skipped = []
+        for path in paths:
+            if path.is_file():
+                try:
+                    docs.append(load_file(path))
+                except IngestError as exc:
+                    skipped.append(Skipped(str(path), str(exc)))
+                continue
+            found, bad = scan(path)
+            docs += found
+            skipped += bad
+        if require and not docs:
+            raise UsageError(f"nothing could be indexed in {', '.join(map(str, paths))}: no readable {describe_formats()} files")
+        return self._write(docs, prune, progress)
+
     def index_folder(self, folder: Path | None = None, prune: bool = True, progress: bool = False) -> IndexReport:
-        """Index every supported file under `folder` (default: the docs folder); skipped files in `self.skipped`."""
-        docs, self.skipped = scan(Path(folder or self.settings.docs_dir))
+        """Index every supported file under `folder` (default: the docs folder), mirrored: with `prune`,
+        documents no longer there leave the index. Skipped files are in `self.skipped`."""
+        return self.index_paths([folder or self.settings.docs_dir], prune=prune, progress=progress)
+
+    def add_file(self, path: Path, source: str | None = None) -> IndexReport:
+        """Index one file as `source` (default: its name); raises `IngestError` with the reason when it cannot be used."""
+        return self._write([load_file(Path(path), source)], prune=False, progress=False)
+
+    def _write(self, docs: list[SourceDocument], prune: bool, progress: bool) -> IndexReport:
+        """The one write path: update the index, then make the retriever read the committed state again."""
         self.last_report = self.index.update(docs, prune=prune, progress=progress)
         self.retriever.invalidate()
         return self.last_report
 
-    def add_file(self, path: Path, source: str | None = None) -> IndexReport:
-        """Index one file (raises `IngestError` with the reason when it cannot be used)."""
-        report = self.index.update([load_file(Path(path), source)])
-        self.retriever.invalidate()
-        return report
-
     def remove(self, source: str) -> None:
         self.index.remove(source)
         self.retriever.invalidate()
+
+    def has_documents(self) -> bool:
+        """Whether any document is indexed (cheap: `documents()` reads every record)."""
+        return self.index.has_documents()
 
     def documents(self) -> dict[str, int]:
         """Indexed documents and their chunk counts."""
@@ -130,8 +187,9 @@ class Assistant:
             qvec, own = self.embeddings.encode([query, question])
             judge = (qvec + own) / np.linalg.norm(qvec + own)
         k = k or self.settings.k
+        anchor = next((turn.citations[0].source for turn in reversed(history or []) if turn.citations), None)
         for attempt in range(2):
-            passages, candidates = self._passages(query, k, qvec)
+            passages, candidates = self._passages(query, k, qvec, anchor)
             try:
                 answer = self._extractive(question, query, passages, candidates, qvec, judge, history or [])
                 verify(answer, self.index.document_text)
@@ -158,47 +216,60 @@ class Assistant:
         current = self.index.current_digests(p.chunk.source for p in passages)
         return any(current.get(p.chunk.source) != p.chunk.digest for p in passages)
 
-    def _passages(self, query: str, k: int, qvec: np.ndarray) -> tuple[list[Passage], list[Passage]]:
-        """The top `k` passages to show, and the ones the reader reads, all of documents as
-        committed now: a passage of a version another process has replaced since this process
-        last refreshed its lexical index is searched again, never quoted at old offsets."""
-        passages, candidates = self._search(query, k, qvec)
+    def _passages(self, query: str, k: int, qvec: np.ndarray, anchor: str | None = None) -> tuple[list[Passage], list[Passage]]:
+        """The top `k` passages to show, and the ones the reader reads (with `anchor`, the document
+        a conversation is about, its best passages too), all of documents as committed now: a
+        passage of a version another process has replaced since this process last refreshed its
+        lexical index is searched again, never quoted at old offsets."""
+        passages, candidates = self._search(query, k, qvec, anchor)
         current = self.index.current_digests(p.chunk.source for p in candidates)
         if any(current.get(p.chunk.source) != p.chunk.digest for p in candidates):
             self.retriever.invalidate()  # rebuilds the lexical index from what is committed now
-            passages, candidates = self._search(query, k, qvec)
+            passages, candidates = self._search(query, k, qvec, anchor)
             current = self.index.current_digests(p.chunk.source for p in candidates)
         return (
             [p for p in passages if current.get(p.chunk.source) == p.chunk.digest],
             [p for p in candidates if current.get(p.chunk.source) == p.chunk.digest],
         )
 
-    def _search(self, query: str, k: int, qvec: np.ndarray) -> tuple[list[Passage], list[Passage]]:
+    def _search(self, query: str, k: int, qvec: np.ndarray, anchor: str | None = None) -> tuple[list[Passage], list[Passage]]:
         if self.reader is None:
             passages = self.retrieve(query, k, qvec)
             return passages, passages
-        n, each = self.settings.reader_passages, self.settings.reader_each
-        pool = self.retriever.search(query, max(k, n), query_vector=qvec.tolist(), best_of_each=each)
-        return pool[:k], with_best_of_each(pool, n, each)
+        n, each, near = self.settings.reader_passages, self.settings.reader_each, self.settings.reader_anchor
+        if anchor is None or not near:
+            pool = self.retriever.search(query, max(k, n), query_vector=qvec.tolist(), best_of_each=each)
+            return pool[:k], with_best_of_each(pool, n, each)
+        ranked = self.retriever.ranked(query, qvec.tolist())
+        candidates = with_best_of_each(ranked, n, each)
+        chosen = {id(p) for p in candidates}
+        candidates += [p for p in ranked if p.chunk.source == anchor and id(p) not in chosen][:near]
+        return ranked[:k], candidates
 
     def _extractive(self, question: str, query: str, passages: list[Passage], candidates: list[Passage],
                     qvec: np.ndarray, judge: np.ndarray, history: list[Answer]) -> Answer:
         """The reader's answer, or sentence scoring's with the reader off."""
         if candidates and self.reader is not None:
             calibration = self.reader.meta.get("calibration", {})
-            answer = reader_answer(
-                self.index, self.reader, candidates, question, calibration, self.min_confidence, self.settings.max_quotes
-            )
-            if answer.abstained and query != question and history and self.settings.reader_turns:
+
+            def read(text: str, threshold: float) -> Answer:
+                return reader_answer(self.index, self.reader, candidates, text, calibration, threshold,
+                                     self.settings.max_quotes, self.retriever.lexical())
+
+            answer = read(question, self.min_confidence)
+            follow_up = query != question and bool(history)
+            if answer.abstained and follow_up and self.settings.reader_turns:
                 # A follow-up the reader cannot answer alone ("Who reported it?") is read again with
                 # the turn(s) it leans on. Read that way first, the earlier answer drew the reader
                 # back to itself (golden follow-ups over SQuAD articles: 0.90 read alone, 0.40 with it).
-                again = reader_answer(
-                    self.index, self.reader, candidates, in_context(question, history, self.settings.reader_turns),
-                    calibration, self.min_confidence, self.settings.max_quotes,
-                )
+                again = read(in_context(question, history, self.settings.reader_turns), self.min_confidence)
                 if not again.abstained:
                     answer = again
+            if answer.abstained and follow_up and self.settings.followup_min_confidence < self.min_confidence:
+                # A follow-up that leans on the conversation has few words of its own, so the evidence
+                # calibrated on standalone questions is weak even when its passage answers it: it is
+                # judged against its own, lower threshold (see the setting).
+                answer = read(question, self.settings.followup_min_confidence)
             answer.question = question
             return answer
         if passages:

@@ -12,19 +12,41 @@ is searched as it is. Sessions are saved as JSON under
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from .atomic import write_file
 from .errors import UsageError
 from .extract import parse
+from .llm import generation_lock
+from .prompts import load_prompt
 from .records import Answer
+from .settings import Settings
 from .terms import STOP_WORDS, words
 
-if TYPE_CHECKING:
-    from .assistant import Assistant
+log = logging.getLogger(__name__)
+
+
+class AssistantLike(Protocol):
+    """What a conversation needs of the assistant. `Assistant` is one; this module does not import
+    it, because `Assistant.chat()` makes sessions (chat sits below the assistant, not beside it)."""
+
+    settings: Settings
+
+    def ask(self, question: str, k: int | None = None, query: str | None = None, history: list[Answer] | None = None) -> Answer: ...
+
+    def ask_stream(
+        self, question: str, k: int | None = None, query: str | None = None, history: list[Answer] | None = None
+    ) -> Iterator[str | Answer]: ...
+
+    def document_text(self, source: str, digest: str | None = None) -> str | None: ...
+
+    def llm_model(self, raise_errors: bool = False): ...
 
 _REFERRING = re.compile(
     r"\b(they|them|their|theirs|it|its|he|him|his|she|her|hers|this|that|these|those|there|then|"
@@ -101,16 +123,16 @@ def llm_rewrite(model, question: str, history: list[Answer]) -> str | None:
     fails or says something that is not one plausible question, so the caller keeps its own."""
     from langchain_core.output_parsers import StrOutputParser
 
-    from .generate import load_prompt
-
     turns = "\n".join(f"Q: {t.question}\nA: {t.answer}" for t in history[-3:])
     messages = [
         ("system", load_prompt("rewrite_system")),
         ("human", load_prompt("rewrite_user", history=turns, question=question)),
     ]
     try:
-        text = (model | StrOutputParser()).invoke(messages)
-    except Exception:  # any provider error: the rule-based rewrite still stands
+        with generation_lock(model):
+            text = (model | StrOutputParser()).invoke(messages)
+    except Exception as exc:  # any provider error: the rule-based rewrite still stands
+        log.warning("the LLM rewrite of a follow-up failed (%s: %s); searching with the rule-based rewrite", type(exc).__name__, exc)
         return None
     lines = [line.strip().strip('"') for line in text.strip().splitlines() if line.strip()]
     if not lines or len(lines[0]) > MAX_REWRITE_CHARS or len(content_words(lines[0])) < 2:
@@ -122,7 +144,7 @@ def llm_rewrite(model, question: str, history: list[Answer]) -> str | None:
 class ChatSession:
     """One conversation: `ask` answers in context; the history is saved after every turn."""
 
-    assistant: Assistant
+    assistant: AssistantLike
     session_id: str | None = None
     history: list[Answer] = field(default_factory=list)
 
@@ -165,13 +187,19 @@ class ChatSession:
         return query
 
     def ask(self, question: str, k: int | None = None) -> Answer:
-        answer = self.assistant.ask(question, k=k, query=self.query_for(question), history=self.history)
-        self.history.append(answer)
-        self.save()
-        return answer
+        for item in self.ask_stream(question, k):
+            if isinstance(item, Answer):
+                return item
+        raise AssertionError("ask_stream ended without an answer")
+
+    def ask_stream(self, question: str, k: int | None = None) -> Iterator[str | Answer]:
+        """Like `ask`, but first yields the LLM's answer text as it is written (see
+        `Assistant.ask_stream`); the turn is saved when the checked `Answer`, the last item, is ready."""
+        for item in self.assistant.ask_stream(question, k=k, query=self.query_for(question), history=self.history):
+            if isinstance(item, Answer):
+                self.history.append(item)
+                self.save()
+            yield item
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"id": self.session_id, "turns": [a.to_dict() for a in self.history]}, indent=1), encoding="utf-8")
-        tmp.replace(self.path)
+        write_file(self.path, json.dumps({"id": self.session_id, "turns": [a.to_dict() for a in self.history]}, indent=1))

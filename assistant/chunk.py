@@ -6,11 +6,10 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from langchain_core.documents import Document
 from langchain_text_splitters import TextSplitter
 
 from .ingest import SourceDocument
-from .sentences import Sentence, split_sentences
+from .sentences import split_sentences
 
 logging.getLogger("langchain_text_splitters.base").setLevel(logging.ERROR)
 
@@ -78,11 +77,3 @@ def chunk_document(doc: SourceDocument, chunk_size: int, chunk_overlap: int) -> 
             raise AssertionError(f"chunk offsets of {doc.source} do not match its text")
         chunks.append(Chunk(content_id(doc.source, digest, start, len(text)), doc.source, digest, start, start + len(text), text))
     return chunks
-
-
-def sentences_of(doc: SourceDocument) -> list[Sentence]:
-    return split_sentences(doc.text)
-
-
-def to_document(chunk: Chunk) -> Document:
-    return Document(page_content=chunk.text, metadata=chunk.metadata(), id=chunk.id)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .errors import AssistantError, UsageError  # noqa: F401  (UsageError: importable from here too)
+from .formats import describe as describe_formats
 from .settings import Settings
 
 
@@ -23,13 +24,16 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["llm"] = args.llm
     if getattr(args, "reader", None):
         overrides["reader"] = args.reader
+    if getattr(args, "users", None):
+        overrides["users_file"] = Path(args.users)
     return Settings(**overrides)
 
 
 def explain_settings_error(exc) -> str:
     """A pydantic ValidationError of `Settings` as one line naming each variable, e.g.
     "ASSISTANT_K (-k): input should be greater than or equal to 1, got 0"."""
-    flags = {"k": "-k", "llm": "--llm", "reader": "--reader", "docs_dir": "--docs", "index_dir": "--index"}
+    flags = {"k": "-k", "llm": "--llm", "reader": "--reader", "docs_dir": "--docs", "index_dir": "--index",
+             "users_file": "--users"}
     parts = []
     for err in exc.errors():
         name = str(err["loc"][0]) if err.get("loc") else ""
@@ -45,40 +49,24 @@ def _assistant(args: argparse.Namespace, auto_index: bool = True):
 
     settings = _settings(args)
     bot = Assistant(settings, auto_index=False)
-    if auto_index and not bot.index.has_documents():
+    if auto_index and not bot.has_documents():
         print(f"No index yet in {settings.index_dir}: indexing {settings.docs_dir} first.", file=sys.stderr)
         _index_and_report(bot, [settings.docs_dir], out=sys.stderr)  # stdout stays the answer
     return bot
 
 
-def _index_and_report(bot, folders: list[Path], prune: bool = False, out=None) -> int:
-    from .ingest import IngestError, Skipped, SourceDocument, load_file, scan, supported_suffixes
-
-    docs: list[SourceDocument] = []
-    skipped: list[Skipped] = []
-    for folder in folders:
-        folder = Path(folder)
-        if folder.is_file():
-            try:
-                docs.append(load_file(folder))
-            except IngestError as exc:
-                skipped.append(Skipped(str(folder), str(exc)))
-            continue
-        found, bad = scan(folder)
-        docs += found
-        skipped += bad
-    for s in skipped:
-        # a file name may hold a newline or other control characters: one line per skipped file
-        print(f"skipped {s.path.encode('unicode_escape').decode('ascii') if not s.path.isprintable() else s.path}: {s.reason}",
-              file=sys.stderr)
-    if not docs:
-        raise UsageError(f"nothing could be indexed in {', '.join(map(str, folders))}: no readable {', '.join(supported_suffixes())} files")
-    report = bot.index.update(docs, prune=prune, progress=True)
-    bot.retriever.invalidate()
+def _index_and_report(bot, paths: list[Path], prune: bool = False, out=None) -> int:
+    try:
+        report = bot.index_paths(paths, prune=prune, progress=True, require=True)
+    finally:
+        for s in bot.skipped:
+            # a file name may hold a newline or other control characters: one line per skipped file
+            print(f"skipped {s.path.encode('unicode_escape').decode('ascii') if not s.path.isprintable() else s.path}: {s.reason}",
+                  file=sys.stderr)
     print(
         f"indexed {report.indexed} document(s): {len(report.added)} added, {len(report.updated)} updated, "
         f"{len(report.unchanged)} unchanged, {len(report.removed)} removed; {report.chunks} new chunk(s); "
-        f"{len(skipped)} skipped. Store: {bot.settings.index_dir} ({bot.index.name})",
+        f"{len(bot.skipped)} skipped. Store: {bot.settings.index_dir} ({bot.index.name})",
         file=out or sys.stdout,
     )
     return 0
@@ -139,9 +127,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .ui import serve
+    from .users import open_users
 
+    users = open_users(_settings(args).users_file)  # a missing or empty users file stops here, before any indexing
     bot = _assistant(args)
-    serve(bot, host=args.host, port=args.port)
+    serve(bot, host=args.host, port=args.port, users=users)
     return 0
 
 
@@ -165,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     p = sub.add_parser("index", help="index documents (default: the docs folder)",
-                       description="Index .txt, .md, .pdf, .docx and .html files; unchanged files are skipped.")
+                       description=f"Index {describe_formats('and')} files; unchanged files are skipped.")
     p.add_argument("paths", nargs="*", help="folders or files to index")
     p.add_argument("--prune", action="store_true", help="remove indexed documents not found under PATHS (always on without PATHS)")
     common(p)
@@ -188,9 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="the web chat (Gradio)", description="Serve the web chat.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--users", metavar="FILE", help="require sign-in with the accounts in FILE (default: ASSISTANT_USERS_FILE; "
+                   "see `assistant users`)")
     common(p)
     llm_option(p)
     p.set_defaults(func=cmd_serve)
+
+    from .users_cli import add_users_parser
+
+    add_users_parser(sub)
 
     try:
         from .eval.cli import add_eval_parser

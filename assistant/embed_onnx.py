@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import new_folder
 
 log = logging.getLogger(__name__)
 
@@ -137,47 +136,40 @@ def export(model, model_path: str, cache_dir: Path) -> Path | None:
         import torch
     except ImportError:
         return None
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
     try:
-        hf = model[0].auto_model
-        names = list(model.tokenizer.model_input_names)
-        sample = model.tokenizer(PROBES[:2], padding=True, return_tensors="pt")
+        with new_folder(folder) as work:  # another process that got there first keeps its own: as good
+            hf = model[0].auto_model
+            names = list(model.tokenizer.model_input_names)
+            sample = model.tokenizer(PROBES[:2], padding=True, return_tensors="pt")
 
-        class Tokens(torch.nn.Module):
-            def __init__(self, inner) -> None:
-                super().__init__()
-                self.inner = inner
+            class Tokens(torch.nn.Module):
+                def __init__(self, inner) -> None:
+                    super().__init__()
+                    self.inner = inner
 
-            def forward(self, *args):
-                return self.inner(**dict(zip(names, args))).last_hidden_state
+                def forward(self, *args):
+                    return self.inner(**dict(zip(names, args))).last_hidden_state
 
-        axes = {name: {0: "batch", 1: "tokens"} for name in [*names, "tokens"]}
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                Tokens(hf.eval()), tuple(sample[n] for n in names), str(work / MODEL_FILE),
-                input_names=names, output_names=["tokens"], dynamic_axes=axes, dynamo=False, opset_version=17,
-            )
-        model.tokenizer.save_pretrained(str(work))
-        meta.update(format=FORMAT, model=str(Path(model_path).resolve()))
-        reference = model.encode(PROBES, normalize_embeddings=True, convert_to_numpy=True)
-        got = OnnxEncoder(work, meta).encode(PROBES)
-        deviation = float(np.max(1.0 - (reference * got).sum(axis=1)))
-        meta.update(ok=deviation <= MAX_DEVIATION, deviation=deviation)
-        if not meta["ok"]:
-            log.warning("the ONNX export of %s differs from torch (1 - cosine %.2g); questions stay on torch", model_path, deviation)
-            for path in work.iterdir():
-                if path.name != META_FILE:
-                    path.unlink()
-        (work / META_FILE).write_text(json.dumps(meta, indent=1))
-        try:
-            os.replace(work, folder)
-        except OSError:  # another process got there first: theirs is as good
-            pass
+            axes = {name: {0: "batch", 1: "tokens"} for name in [*names, "tokens"]}
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    Tokens(hf.eval()), tuple(sample[n] for n in names), str(work / MODEL_FILE),
+                    input_names=names, output_names=["tokens"], dynamic_axes=axes, dynamo=False, opset_version=17,
+                )
+            model.tokenizer.save_pretrained(str(work))
+            meta.update(format=FORMAT, model=str(Path(model_path).resolve()))
+            reference = model.encode(PROBES, normalize_embeddings=True, convert_to_numpy=True)
+            got = OnnxEncoder(work, meta).encode(PROBES)
+            deviation = float(np.max(1.0 - (reference * got).sum(axis=1)))
+            meta.update(ok=deviation <= MAX_DEVIATION, deviation=deviation)
+            if not meta["ok"]:
+                log.warning("the ONNX export of %s differs from torch (1 - cosine %.2g); questions stay on torch", model_path, deviation)
+                for path in work.iterdir():
+                    if path.name != META_FILE:
+                        path.unlink()
+            (work / META_FILE).write_text(json.dumps(meta, indent=1))
     except Exception as exc:  # an export is an optimisation; never fail the caller for it
         log.warning("could not export %s to ONNX (%s); questions are embedded with torch", model_path, exc)
         return None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return folder

@@ -50,3 +50,7 @@ class GoldenFileError(AssistantError, ValueError):
 
 class PromptError(AssistantError, ValueError):
     """A prompt file that is missing or malformed."""
+
+
+class UsersFileError(AssistantError):
+    """The users file of the web chat's sign-in is missing, empty or unreadable; the message says what to do."""

@@ -15,18 +15,17 @@ survives, the caller falls back to the extractive answer.
 from __future__ import annotations
 
 import re
-import string
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from .cite import locate, make_citation
 from .errors import LLMError, PromptError  # noqa: F401  (importable from here too)
+from .llm import generation_lock
+from .prompts import load_prompt
 from .records import NOT_FOUND, Citation
 from .retrieve import Passage
 from .sentences import split_sentences
-from .settings import PROJECT_ROOT
 
-PROMPTS_DIR = PROJECT_ROOT / "prompts"
 MIN_QUOTE_WORDS = 3  # a quote of one or two words ("the army") proves nothing about a claim
 
 _ANSWER = re.compile(r"^\s*\**\s*answer\s*\**\s*:\s*\**\s*", re.IGNORECASE | re.MULTILINE)
@@ -36,20 +35,6 @@ _INLINE_QUOTE = re.compile(r"[\"“]([^\"“”]{8,}?)[\"”]\s*\[(\d+)\]")
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _QUOTE_CHARS = "\"'“”‘’`"
 _NOT_FOUND = re.compile(r"^\W*not found in the documents\W*$", re.IGNORECASE)
-
-
-def load_prompt(name: str, **variables: str) -> str:
-    """`prompts/<name>.txt` with `{variables}` filled in; every variable used must be given, and only those."""
-    path = PROMPTS_DIR / f"{name}.txt"
-    if not path.is_file():
-        raise PromptError(f"prompt file {path} is missing: restore it from the repository")
-    template = path.read_text(encoding="utf-8")
-    used = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-    if used != set(variables):
-        raise PromptError(
-            f"prompt {path.name} uses {sorted(used)} but was given {sorted(variables)}: make the file and the code agree"
-        )
-    return template.format(**variables)
 
 
 def _as_data(text: str) -> str:
@@ -222,12 +207,13 @@ class AnswerStream:
 
 def stream_tokens(model, messages: list[tuple[str, str]]) -> Iterator[str]:
     """Text pieces from a langchain chat model, as it generates them."""
-    for chunk in model.stream(messages):
-        content = chunk.content
-        if isinstance(content, list):  # some providers send content blocks
-            content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
-        if content:
-            yield content
+    with generation_lock(model):
+        for chunk in model.stream(messages):
+            content = chunk.content
+            if isinstance(content, list):  # some providers send content blocks
+                content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+            if content:
+                yield content
 
 
 class ModelFailed(LLMError):
@@ -252,16 +238,6 @@ def generate(model, question: str, passages: list[Passage], document_text) -> It
     if tail:
         yield tail
     yield check(parse_output(shown.raw), passages, document_text)
-
-
-def join_pieces(pieces: Iterable[str | Checked]) -> Checked:
-    """Run `generate` to the end and return its `Checked` result."""
-    result = None
-    for item in pieces:
-        if isinstance(item, Checked):
-            result = item
-    assert result is not None
-    return result
 
 
 __all__ = ["AnswerStream", "Checked", "ModelFailed", "Parsed", "PromptError", "build_messages", "check", "generate", "load_prompt", "parse_output"]

@@ -17,10 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import chromadb
 import numpy as np
-from chromadb.config import Settings as ChromaSettings
-from langchain_chroma import Chroma
 from tqdm.auto import tqdm
 
 from .chunk import Chunk, chunk_document, content_id
@@ -29,6 +26,7 @@ from .errors import IndexStoreError  # noqa: F401  (importable from here too)
 from .ingest import SourceDocument, page_at
 from .sentences import Sentence, split_sentences
 from .settings import Settings
+from .store import Store, client_for, forget_clients, reopened_client  # noqa: F401  (forget_clients: importable from here too)
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +35,6 @@ HNSW = {"hnsw": {"space": "cosine", "ef_search": 200, "ef_construction": 200, "n
 # Sentence vectors and document records are read by id, never searched: a sparse graph is enough,
 # and building a good one was most of the write time of an index run.
 HNSW_UNSEARCHED = {"hnsw": {"space": "cosine", "ef_construction": 8, "max_neighbors": 4, "ef_search": 8, "num_threads": 1}}
-# Records per upsert: each call costs ~10 ms of its own; Chroma takes at most 5461.
-BATCH = 4096
-GET_PAGE = 10_000
 STAMP_ID = "~stamp"  # a record of the documents collection that is no document
 VERSIONS_KEPT = 256  # document versions whose text a process keeps in memory
 
@@ -55,61 +50,6 @@ class IndexReport:
     @property
     def indexed(self) -> int:
         return len(self.added) + len(self.updated) + len(self.unchanged)
-
-
-def make_client(settings: Settings):
-    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-    if settings.chroma_host:
-        # The Chroma server itself does not check tokens; a reverse proxy in front of it does, so
-        # the token travels as the standard bearer header that Chroma's own token auth also reads.
-        headers = {"Authorization": f"Bearer {settings.chroma_token}"} if settings.chroma_token else None
-        return chromadb.HttpClient(
-            host=settings.chroma_host, port=settings.chroma_port, headers=headers, settings=chroma_settings
-        )
-    settings.index_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
-
-
-_clients: dict[tuple, object] = {}
-_clients_lock = threading.Lock()
-
-
-def _client_key(settings: Settings) -> tuple:
-    return (settings.index_dir, settings.chroma_host, settings.chroma_port, settings.chroma_token)
-
-
-def client_for(settings: Settings):
-    """One client per store location and process: Chroma dislikes two clients on one folder."""
-    with _clients_lock:
-        key = _client_key(settings)
-        if key not in _clients:
-            _clients[key] = make_client(settings)
-        return _clients[key]
-
-
-def reopened_client(settings: Settings, stale):
-    """A client that reads the embedded store afresh, replacing `stale` (unless another thread has
-    already replaced it). An embedded client keeps the vector index it loaded: rows another
-    process wrote since stay invisible to its searches, and reading their vectors fails with
-    "Error finding id", until a new client loads the index again. The old client is left to
-    finish what other threads are doing with it."""
-    from chromadb.api.client import Client
-
-    with _clients_lock:
-        key = _client_key(settings)
-        if _clients.get(key) is stale:
-            Client.clear_system_cache()  # otherwise a new client on the same folder shares the old one's state
-            _clients[key] = make_client(settings)
-        return _clients[key]
-
-
-def forget_clients() -> None:
-    """Drop every client of this process; the next use of a store opens it afresh."""
-    from chromadb.api.client import Client
-
-    with _clients_lock:
-        _clients.clear()
-        Client.clear_system_cache()
 
 
 class Index:
@@ -147,19 +87,14 @@ class Index:
             return
         self._open(reopened_client(self.settings, self._client))
 
-    def _store(self, client, name: str, configuration: dict = HNSW) -> Chroma:
-        return Chroma(
-            collection_name=name,
-            embedding_function=self.embeddings,
-            client=client,
-            collection_configuration=configuration,
-        )
+    def _store(self, client, name: str, configuration: dict = HNSW) -> Store:
+        return Store(client, name, configuration)
 
     # Reading -----------------------------------------------------------------------------------
 
     def committed(self) -> dict[str, dict]:
         """Committed documents: source -> metadata (digest, chunks)."""
-        got = _get_all(self.documents, ["metadatas"])
+        got = self.documents.get_all(["metadatas"])
         return {m["source"]: m for m in got["metadatas"] if "source" in m}
 
     def has_documents(self) -> bool:
@@ -181,7 +116,7 @@ class Index:
             self._own_stamps[stamp] = None
             while len(self._own_stamps) > 64:
                 self._own_stamps.popitem(last=False)
-        _add(self.documents, [STAMP_ID], [unit], [{"stamp": stamp}], [""])
+        self.documents.upsert([STAMP_ID], [unit], [{"stamp": stamp}], [""])
 
     def current_digests(self, sources: Iterable[str]) -> dict[str, str]:
         """The committed version (digest) of each of `sources` that is committed, as of now: one read,
@@ -233,7 +168,7 @@ class Index:
     def all_chunks(self, committed: dict[str, dict] | None = None) -> list[Chunk]:
         """Chunks of committed documents (of `committed`, when the caller has just listed them)."""
         committed = {s: m["digest"] for s, m in (self.committed() if committed is None else committed).items()}
-        got = _get_all(self.chunks, ["metadatas"])
+        got = self.chunks.get_all(["metadatas"])
         return [
             Chunk(i, m["source"], m["digest"], m["start"], m["end"], m["text"])
             for i, m in zip(got["ids"], got["metadatas"])
@@ -243,10 +178,8 @@ class Index:
     def nearest(self, vector, k: int) -> list[tuple[str, float]]:
         """Ids of the `k` chunks nearest to `vector` with their cosine similarity, committed or not.
 
-        Asks Chroma for ids and distances only: chunk text lives in metadata (see `_write_group`),
-        which langchain's similarity search would not return as page content."""
-        got = self.chunks._collection.query(query_embeddings=[vector], n_results=k, include=["distances"])
-        return [(i, 1.0 - d) for i, d in zip(got["ids"][0], got["distances"][0])]
+        Asks Chroma for ids and distances only: chunk text lives in metadata (see `_write_group`)."""
+        return [(i, 1.0 - d) for i, d in self.chunks.nearest(vector, k)]
 
     def sentence_vectors(self, ids: list[str]) -> dict[str, list[float]]:
         """Stored vectors of these sentences; any the store cannot give are encoded by the caller."""
@@ -359,12 +292,12 @@ class Index:
         # A chunk's text is a metadata field, not Chroma's document: the embedded store indexes
         # documents for full-text search, which BM25 (ours) makes unneeded, and that indexing was
         # two thirds of an index run's write time (520 chunks: 0.34 s as documents, 0.11 s as metadata).
-        _add(self.chunks, [c.id for c in chunks], chunk_vecs, chunk_meta)
+        self.chunks.upsert([c.id for c in chunks], chunk_vecs, chunk_meta)
         # Sentences are read back by id for their vectors only: no text at all.
-        _add(self.sentences, sent_ids, sent_vecs, sent_meta)
+        self.sentences.upsert(sent_ids, sent_vecs, sent_meta)
         # Whole texts stay documents: `committed` reads every record's metadata, and should not
         # read every text with it.
-        _add(self.documents, [content_id(d.source) for d, _ in group], record_vecs, records, [d.text for d, _ in group])
+        self.documents.upsert([content_id(d.source) for d, _ in group], record_vecs, records, [d.text for d, _ in group])
         self._touch()
         stale = [{"$and": [{"source": d.source}, {"digest": {"$ne": d.digest}}]} for d, _ in group]
         stale_filter = stale[0] if len(stale) == 1 else {"$or": stale}
@@ -388,32 +321,6 @@ def _groups(todo: list, max_chunks: int):
         size += len(item[1])
     if group:
         yield group
-
-
-def _get_all(store: Chroma, include: list[str]) -> dict[str, list]:
-    """Every record, a page at a time: one unpaged get of ~100k records exceeds SQLite's limit
-    on query variables inside Chroma ("too many SQL variables")."""
-    out: dict[str, list] = {"ids": [], **{key: [] for key in include}}
-    offset = 0
-    while True:
-        got = store.get(include=include, limit=GET_PAGE, offset=offset)
-        for key in out:
-            out[key] += got[key]
-        if len(got["ids"]) < GET_PAGE:
-            return out
-        offset += GET_PAGE
-
-
-def _add(store: Chroma, ids: list[str], vectors, metadatas: list[dict], texts: list[str] | None = None) -> None:
-    """Upsert records with vectors we computed (langchain's add_texts would embed them again)."""
-    collection = store._collection  # langchain-chroma exposes no add-with-vectors call
-    for i in range(0, len(ids), BATCH):
-        collection.upsert(
-            ids=ids[i : i + BATCH],
-            embeddings=np.asarray(vectors[i : i + BATCH], dtype=np.float32),
-            documents=texts[i : i + BATCH] if texts is not None else None,
-            metadatas=metadatas[i : i + BATCH],
-        )
 
 
 def chunk_record(chunk: Chunk) -> dict:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import bisect
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import IngestError  # noqa: F401  (importable from here too)
+from .formats import LOADERS, supported_suffixes
+from .loaders import LoadedText, read_textual_bytes  # noqa: F401  (importable from here too)
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
@@ -28,14 +30,6 @@ class SourceDocument:
         return hashlib.sha1(key.encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True)
-class LoadedText:
-    """What a loader of a paged format returns: the text and the offset where each page starts."""
-
-    text: str
-    pages: tuple[int, ...] = ()
-
-
 def page_at(pages: tuple[int, ...] | list[int], offset: int) -> int | None:
     """1-based page holding character `offset`, or None for formats without pages."""
     if not pages:
@@ -47,33 +41,6 @@ def page_at(pages: tuple[int, ...] | list[int], offset: int) -> int | None:
 class Skipped:
     path: str
     reason: str
-
-
-def read_textual_bytes(path: Path, kind: str = "text") -> bytes:
-    """The bytes of a file that should hold text (plain or markup); empty or binary ones are refused."""
-    data = path.read_bytes()
-    if not data.strip():
-        raise IngestError("empty file")
-    if b"\x00" in data[:8192]:
-        raise IngestError(f"binary content (NUL bytes), not {kind}")
-    return data
-
-
-def _read_text(path: Path) -> str:
-    data = read_textual_bytes(path)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise IngestError(f"not valid UTF-8 (byte {exc.start}); re-save it as UTF-8") from exc
-    # Offsets count characters of the text as users see it; normalise Windows line ends once here.
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-LOADERS: dict[str, Callable[[Path], str | LoadedText]] = {".txt": _read_text, ".md": _read_text}
-
-
-def supported_suffixes() -> list[str]:
-    return sorted(LOADERS)
 
 
 def load_file(path: Path, source: str | None = None) -> SourceDocument:
@@ -157,6 +124,3 @@ def scan(root: Path) -> tuple[list[SourceDocument], list[Skipped]]:
         except IngestError as exc:
             skipped.append(Skipped(source, str(exc)))
     return documents, skipped
-
-
-from . import loaders  # noqa: E402,F401  (registers PDF, DOCX and HTML in LOADERS)

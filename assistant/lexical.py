@@ -12,13 +12,13 @@ import json
 import logging
 import math
 import shutil
-import tempfile
 import threading
 from pathlib import Path
 
 import bm25s
 import numpy as np
 
+from .atomic import new_folder
 from .chunk import Chunk
 from .terms import terms
 
@@ -47,6 +47,15 @@ class LexicalIndex:
     def idf(self, term: str) -> float:
         return math.log(1 + (self._n - self._df.get(term, 0) + 0.5) / (self._df.get(term, 0) + 0.5))
 
+    def coverage(self, query_terms: set[str], text: str) -> float:
+        """The share of the query's terms, weighted by idf, that `text` holds: a passage about
+        another name than the one asked for lacks the rarest term even when everything else fits."""
+        total = sum(self.idf(t) for t in query_terms)
+        if not total:
+            return 0.0
+        present = set(terms(text))
+        return sum(self.idf(t) for t in query_terms if t in present) / total
+
     def search(self, query_terms: list[str], k: int) -> list[tuple[int, float]]:
         if not self.chunks or not query_terms:
             return []
@@ -60,18 +69,15 @@ class LexicalIndex:
 
     def save(self, folder: Path) -> None:
         """Write to `folder` whole or not at all (a temp folder renamed into place)."""
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
         try:
-            if self.chunks:
-                self.bm25.save(str(tmp / "bm25"), show_progress=False)
-            with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
-                for c in self.chunks:
-                    f.write(json.dumps([c.id, c.source, c.digest, c.start, c.end, c.text], ensure_ascii=False) + "\n")
-            (tmp / "df.json").write_text(json.dumps(self._df, ensure_ascii=False), encoding="utf-8")
-            tmp.rename(folder)
+            with new_folder(folder) as tmp:
+                if self.chunks:
+                    self.bm25.save(str(tmp / "bm25"), show_progress=False)
+                with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
+                    for c in self.chunks:
+                        f.write(json.dumps([c.id, c.source, c.digest, c.start, c.end, c.text], ensure_ascii=False) + "\n")
+                (tmp / "df.json").write_text(json.dumps(self._df, ensure_ascii=False), encoding="utf-8")
         except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
             if not folder.is_dir():  # another process may have saved the same one first
                 raise
 

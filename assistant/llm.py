@@ -11,41 +11,18 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import threading
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import LLMError  # noqa: F401  (importable from here too)
+from .settings import LLMSpec, Settings, parse_spec  # noqa: F401  (the spec lives with the setting it checks)
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-    from .settings import Settings
-
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_SPEC = re.compile(r"^(extractive|local|(openai|ollama):(?P<model>\S+))$")
-
-
-@dataclass(frozen=True)
-class LLMSpec:
-    kind: str  # extractive | local | openai | ollama
-    model: str = ""
-
-
-def parse_spec(value: str) -> LLMSpec:
-    """`"openai:gpt-4o-mini"` -> LLMSpec("openai", "gpt-4o-mini"); raises ValueError on anything else."""
-    value = (value or "").strip()
-    match = _SPEC.match(value)
-    if not match:
-        raise ValueError(
-            f"unknown llm {value!r}: use 'extractive', 'local', 'openai:<model>' or 'ollama:<model>'"
-        )
-    if match.group(2):
-        return LLMSpec(match.group(2), match.group("model"))
-    return LLMSpec(value)
 
 
 def bundled_gguf_path() -> Path:
@@ -64,6 +41,14 @@ def bundled_gguf_path() -> Path:
 
 _local_models: dict[tuple, BaseChatModel] = {}
 _local_lock = threading.Lock()
+# llama.cpp is not thread-safe: two tabs generating at once with one in-process model abort the
+# process (GGML_ASSERT). A plain Lock, not an RLock: a Gradio generator may resume on another thread.
+_generating: dict[int, threading.Lock] = {}
+
+
+def generation_lock(model) -> AbstractContextManager:
+    """Held while `model` generates: one at a time for an in-process model, no wait for a server's."""
+    return _generating.get(id(model)) or nullcontext()
 
 
 @contextmanager
@@ -111,6 +96,7 @@ def _local(settings: Settings) -> BaseChatModel:
                 n_threads=max(1, (os.cpu_count() or 2)),
                 verbose=False,
             )
+            _generating[id(_local_models[key])] = threading.Lock()
         return _local_models[key]
 
 

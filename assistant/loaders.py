@@ -1,21 +1,51 @@
-"""Loaders for formats other than plain text: PDF (text layer, with page starts), DOCX, HTML.
+"""Loaders, one per format: plain text, PDF (text layer, with page starts), DOCX, HTML.
 
 Each loader turns a file into the text that gets indexed and quoted; citations count offsets in
-that text, so the text is built once here and never re-derived. Importing this module registers
-the loaders in `assistant.ingest.LOADERS`.
+that text, so the text is built once here and never re-derived. `assistant.formats` maps file
+suffixes to these loaders.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from .ingest import LOADERS, IngestError, LoadedText, read_textual_bytes
+from .errors import IngestError
 
 PAGE_BREAK = "\n\n"
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 _BLANKS = re.compile(r"\n{3,}")
+
+@dataclass(frozen=True)
+class LoadedText:
+    """What a loader of a paged format returns: the text and the offset where each page starts."""
+
+    text: str
+    pages: tuple[int, ...] = ()
+
+
+def read_textual_bytes(path: Path, kind: str = "text") -> bytes:
+    """The bytes of a file that should hold text (plain or markup); empty or binary ones are refused."""
+    data = path.read_bytes()
+    if not data.strip():
+        raise IngestError("empty file")
+    if b"\x00" in data[:8192]:
+        raise IngestError(f"binary content (NUL bytes), not {kind}")
+    return data
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file (a byte-order mark is dropped), Windows line ends normalised."""
+    data = read_textual_bytes(path)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"not valid UTF-8 (byte {exc.start}); re-save it as UTF-8") from exc
+    # Offsets count characters of the text as users see it; normalise Windows line ends once here.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
 
 # pypdf logs every recoverable defect of a damaged file; the skip report already says what matters.
 logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -109,10 +139,3 @@ def load_html(path: Path) -> str:
         tag.insert_before("\n")
         tag.insert_after("\n")
     return _tidy(root.get_text())
-
-
-def register() -> None:
-    LOADERS.update({".pdf": load_pdf, ".docx": load_docx, ".html": load_html, ".htm": load_html})
-
-
-register()

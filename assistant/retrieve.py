@@ -96,10 +96,14 @@ class HybridRetriever(BaseRetriever):
         """The fused top `k`, then any further passage that BM25 or dense search alone ranks in
         its top `best_of_each` (fusion can drop a passage only one of them finds)."""
         k = k or self.k
+        return with_best_of_each(self.ranked(query, query_vector, max(self.fetch, 3 * k)), k, best_of_each)
+
+    def ranked(self, query: str, query_vector: list[float] | None = None, fetch: int | None = None) -> list[Passage]:
+        """Every passage BM25 or dense search ranks in its top `fetch` (default `self.fetch`), in fused order."""
+        fetch = fetch or self.fetch
         lexical = self.lexical()
         if not lexical.chunks:
             return []
-        fetch = max(self.fetch, 3 * k)
         passages: dict[str, Passage] = {}
         for rank, (i, score) in enumerate(lexical.search(terms(query), fetch)):
             chunk = lexical.chunks[i]
@@ -115,7 +119,7 @@ class HybridRetriever(BaseRetriever):
             p.score += 1 / (RRF_K + rank + 1)
             p.dense, p.dense_rank = float(similarity), rank
             rank += 1
-        return with_best_of_each(sorted(passages.values(), key=lambda p: -p.score), k, best_of_each)
+        return sorted(passages.values(), key=lambda p: -p.score)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [

@@ -10,7 +10,7 @@ Both go through `Assistant` itself, so retrieval, reading and the quote check ar
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -22,8 +22,8 @@ from .errors import UsageError
 from .ingest import page_at
 from .records import Answer
 
-if TYPE_CHECKING:
-    from .assistant import Assistant
+# `Assistant.as_retriever()` and `as_runnable()` make these, so this module does not import
+# `Assistant` (not even for annotations): `assistant` below is an `Assistant`.
 
 
 class PassageRetriever(BaseRetriever):
@@ -61,7 +61,7 @@ class AnswerRunnable(Runnable[str | dict, Answer | str]):
     then the `Answer`; `batch` and `ainvoke` come from `Runnable`. Callbacks and other config pass
     through as for any runnable."""
 
-    def __init__(self, assistant: Assistant) -> None:
+    def __init__(self, assistant: Any) -> None:
         self.assistant = assistant
 
     def _answer(self, value: str | dict) -> Answer:

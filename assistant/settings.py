@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -20,6 +22,30 @@ for _name, _value in {
     os.environ.setdefault(_name, _value)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+_LLM_SPEC = re.compile(r"^(extractive|local|(openai|ollama):(?P<model>\S+))$")
+
+
+@dataclass(frozen=True)
+class LLMSpec:
+    """What the `llm` setting names: `kind` is extractive, local, openai or ollama; `model` the server's model."""
+
+    kind: str
+    model: str = ""
+
+
+def parse_spec(value: str) -> LLMSpec:
+    """`"openai:gpt-4o-mini"` -> LLMSpec("openai", "gpt-4o-mini"); raises ValueError on anything else."""
+    value = (value or "").strip()
+    match = _LLM_SPEC.match(value)
+    if not match:
+        raise ValueError(
+            f"unknown llm {value!r}: use 'extractive', 'local', 'openai:<model>' or 'ollama:<model>'"
+        )
+    if match.group(2):
+        return LLMSpec(match.group(2), match.group("model"))
+    return LLMSpec(value)
 
 
 def _bundled_model_path() -> str:
@@ -79,8 +105,18 @@ class Settings(BaseSettings):
     reader_each: int = Field(
         1, ge=0, le=10, description="Each retriever's own top hits the reader also reads when fusion ranked them lower."
     )
+    reader_anchor: int = Field(
+        2, ge=0, le=10,
+        description="In a conversation, passages of the document the previous answer quoted that the reader also reads "
+        "(its best-ranked ones), so a follow-up stays with its story unless another document answers it better.",
+    )
     reader_turns: int = Field(
         1, ge=0, le=3, description="Earlier turns (question and short answer) a follow-up is read with; 0 reads it alone."
+    )
+    followup_min_confidence: float = Field(
+        0.02, ge=0.0, le=1.0,
+        description="The reader's threshold for a follow-up that leans on earlier turns, when neither reading of it "
+        "reaches min_confidence: the highest one that leaves at most 8% of such answerable CoQA dev follow-ups abstaining.",
     )
     min_confidence: float | None = Field(
         None,
@@ -104,12 +140,18 @@ class Settings(BaseSettings):
     chroma_token: str | None = Field(
         None, repr=False, description="Bearer token sent to the Chroma server (for a token-checking proxy); never logged."
     )
+    users_file: Path | None = Field(
+        None,
+        description="Staff accounts of the web chat (`assistant users add NAME`): when set, `assistant serve` requires "
+        "sign-in and each user sees only their own conversations.",
+    )
+    documents_admin_only: bool = Field(
+        True, description="With sign-in on, only users marked admin may upload or remove documents in the web chat."
+    )
 
     @field_validator("llm")
     @classmethod
     def _known_llm(cls, value: str) -> str:
-        from .llm import parse_spec
-
         parse_spec(value)  # raises ValueError naming the accepted forms
         return value.strip()
 

@@ -7,20 +7,20 @@ share a conversation, and the session is saved under the index folder after ever
 
 from __future__ import annotations
 
-import copy
-import os
 import signal
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from .atomic import write_file
 from .chat import ChatSession
-from .ingest import IngestError, load_file, supported_suffixes
+from .formats import supported_suffixes
+from .ingest import IngestError, load_file
 from .records import Answer
 from .ui_render import answer_parts, documents_table, escape, render_answer, render_question, source_panel
 
 UPLOADS = "uploads"  # the docs folder's subfolder that keeps files uploaded in the page
+WRITING = " ▍"  # after an LLM's answer text while it is still being written (not yet checked)
 
 
 def keep_upload(path: Path, folder: Path) -> Path:
@@ -35,11 +35,7 @@ def keep_upload(path: Path, folder: Path) -> Path:
             if target.read_bytes() == data:
                 return target
             continue
-        fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=folder)  # a dot file: the scan skips it
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-        return target
+        return write_file(target, data)  # built under a dot name, which the scan skips
     raise IngestError(f"too many files named like {path.name} in {folder}; rename it and upload again")
 
 
@@ -101,48 +97,67 @@ class ChatHandlers:
         if not answerer or answerer not in self.answerers():
             return self.assistant
         if answerer not in self._by_answerer:
-            other = copy.copy(self.assistant)
-            other.settings = self.assistant.settings.with_overrides(llm=answerer)
-            other._llm_model = None
-            self._by_answerer[answerer] = other
+            self._by_answerer[answerer] = self.assistant.with_llm(answerer)
         return self._by_answerer[answerer]
 
     # Conversation ------------------------------------------------------------------------------
 
-    def session(self, session_id: str | None, answerer: str | None = None) -> ChatSession:
+    def session(self, session_id: str | None, answerer: str | None = None, user: str | None = None) -> ChatSession:
+        """The tab's conversation; with a signed-in `user`, saved under that user (another user
+        asking for the same id gets their own)."""
+        if user:
+            from .users import UserChatSession
+
+            return UserChatSession(self.assistant_for(answerer), session_id or None, owner=user)
         return ChatSession(self.assistant_for(answerer), session_id or None)
 
     def respond(
-        self, message: str, messages: list | None, session_id: str | None, k: float | None = None, answerer: str | None = None
+        self, message: str, messages: list | None, session_id: str | None, k: float | None = None, answerer: str | None = None,
+        user: str | None = None,
     ) -> Iterator[tuple]:
         """Answer `message` in the tab's session; yields (messages, source panel, session id, input box)
-        as the answer grows, so the page shows it progressively."""
+        as the answer grows, so the page shows it progressively.
+
+        With an LLM, its answer text is shown as the model writes it (unchecked, with a cursor); the
+        checked answer with its citations then replaces it, or the extractive answer and the reason
+        when no quote of the model's was found verbatim. Without one, the answer is shown a part at a time."""
         messages = list(messages or [])
         message = (message or "").strip()
-        session = self.session(session_id, answerer)
+        session = self.session(session_id, answerer, user)
         if not message:
             yield messages, self.sources(session.history), session.session_id, ""
             return
         messages.append({"role": "user", "content": render_question(message)})
         messages.append({"role": "assistant", "content": "*Searching the documents…*"})
-        yield messages, self.sources(session.history), session.session_id, ""
-        answer = session.ask(message, k=int(k) if k else None)
+        earlier = self.sources(session.history)
+        yield messages, earlier, session.session_id, ""
+        written, answer = "", None
+        for item in session.ask_stream(message, k=int(k) if k else None):
+            if isinstance(item, Answer):
+                answer = item
+                continue
+            written += item
+            messages[-1] = {"role": "assistant", "content": escape(written) + WRITING}
+            yield messages, earlier, session.session_id, ""
         turn = len(session.history)
-        shown = ""
-        for part in answer_parts(answer, turn):
-            shown += part
-            messages[-1] = {"role": "assistant", "content": shown}
-            yield messages, self.sources(session.history[:-1]), session.session_id, ""
+        if written:
+            messages[-1] = {"role": "assistant", "content": render_answer(answer, turn)}
+        else:
+            shown = ""
+            for part in answer_parts(answer, turn):
+                shown += part
+                messages[-1] = {"role": "assistant", "content": shown}
+                yield messages, earlier, session.session_id, ""
         yield messages, self.sources(session.history), session.session_id, ""
 
     def sources(self, history: list[Answer]) -> str:
         return source_panel(history, self.assistant.document_text)
 
-    def resume(self, session_id: str) -> tuple[list, str, str, str]:
-        """Reload a saved session: its messages and cited passages, and a status line."""
+    def resume(self, session_id: str, user: str | None = None) -> tuple[list, str, str, str]:
+        """Reload a saved session (of `user`, when signed in): its messages and cited passages, and a status line."""
         session_id = (session_id or "").strip()
         try:
-            session = self.session(session_id)
+            session = self.session(session_id, user=user)
         except ValueError as exc:
             return [], self.sources([]), "", f"Cannot open that session: {escape(str(exc))}."
         if not session.history:
@@ -154,8 +169,8 @@ class ChatHandlers:
         status = f"Resumed session {escape(session.session_id)} ({len(session.history)} turns)."
         return messages, self.sources(session.history), session.session_id, status
 
-    def new_chat(self) -> tuple[list, str, str, str]:
-        session = self.session(None)
+    def new_chat(self, user: str | None = None) -> tuple[list, str, str, str]:
+        session = self.session(None, user=user)
         return [], self.sources([]), session.session_id, f"New session {session.session_id}."
 
     # Documents ---------------------------------------------------------------------------------
@@ -212,15 +227,23 @@ class ChatHandlers:
         return f"Removed {escape(source)}.{note}", self.documents(), self.document_names()
 
 
-def build_app(assistant):
+def build_app(assistant, users=None):
+    """The page; with `users` (a `users.UserStore`), each request acts as its signed-in user."""
     import gradio as gr
 
+    from .ui_auth import PageHandlers
+
     h = ChatHandlers(assistant)
+    page = PageHandlers(h, users, assistant.settings.documents_admin_only)
+    manage = users is None or not page.admin_only  # otherwise admins get the document controls when the page loads
     suffixes = supported_suffixes()
     with gr.Blocks(title="Document assistant", fill_width=True) as app:
         session_id = gr.State(None)
         gr.Markdown("## Document assistant\nAnswers quote the documents verbatim; every quote is checked against its source. "
                     "Click a marker such as [1] to see its passage.")
+        with gr.Row(visible=users is not None):
+            who = gr.Markdown(elem_id="who", visible=False)
+            gr.Button("Sign out", link="logout", size="sm", scale=0, elem_id="sign-out")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(elem_id="chat", height=560, label="Conversation", buttons=["copy"], feedback_options=None)
@@ -235,11 +258,11 @@ def build_app(assistant):
             with gr.Row():
                 with gr.Column():
                     upload = gr.File(label=f"Add documents ({', '.join(suffixes)})", file_count="multiple",
-                                     file_types=suffixes, elem_id="upload")
+                                     file_types=suffixes, elem_id="upload", visible=manage)
                     upload_status = gr.Markdown(elem_id="upload-status")
                     with gr.Row():
-                        pick = gr.Dropdown(h.document_names(), label="Document", elem_id="pick", scale=3)
-                        remove = gr.Button("Remove", variant="stop", scale=1, elem_id="remove")
+                        pick = gr.Dropdown(h.document_names(), label="Document", elem_id="pick", scale=3, visible=manage)
+                        remove = gr.Button("Remove", variant="stop", scale=1, elem_id="remove", visible=manage)
                 with gr.Column():
                     table = gr.HTML(h.documents(), elem_id="documents")
                     k = gr.Slider(1, 20, value=assistant.settings.k, step=1, label="Passages per question (k)", elem_id="k")
@@ -252,24 +275,15 @@ def build_app(assistant):
                     session_status = gr.Markdown(elem_id="session-status")
 
         outputs = [chatbot, sources, session_id, box]
-        box.submit(h.respond, [box, chatbot, session_id, k, answerer], outputs, api_name="respond")
-        send.click(h.respond, [box, chatbot, session_id, k, answerer], outputs, api_name=False)
-
-        def do_upload(files, progress=gr.Progress()):
-            status, docs, names = h.upload(files, progress)
-            return status, docs, gr.update(choices=names), None
-
-        upload.upload(do_upload, [upload], [upload_status, table, pick, upload], api_name="upload")
-
-        def do_remove(source):
-            status, docs, names = h.remove(source)
-            return status, docs, gr.update(choices=names, value=None)
-
-        remove.click(do_remove, [pick], [upload_status, table, pick], api_name="remove")
-        resume.click(h.resume, [resume_id], [chatbot, sources, session_id, session_status], api_name=False)
-        new.click(h.new_chat, None, [chatbot, sources, session_id, session_status], api_name=False)
+        # Each handler acts as the request's signed-in user (see ui_auth.PageHandlers).
+        box.submit(page.respond, [box, chatbot, session_id, k, answerer], outputs, api_name="respond")
+        send.click(page.respond, [box, chatbot, session_id, k, answerer], outputs, api_name=False)
+        upload.upload(page.upload, [upload], [upload_status, table, pick, upload], api_name="upload")
+        remove.click(page.remove, [pick], [upload_status, table, pick], api_name="remove")
+        resume.click(page.resume, [resume_id], [chatbot, sources, session_id, session_status], api_name=False)
+        new.click(page.new_chat, None, [chatbot, sources, session_id, session_status], api_name=False)
         # Each tab opens with the current document list (another tab may have changed it).
-        app.load(lambda: (h.documents(), gr.update(choices=h.document_names())), None, [table, pick], api_name=False)
+        app.load(page.load, None, [table, pick, upload, remove, who, upload_status], api_name=False)
     return app
 
 
@@ -283,9 +297,13 @@ def _stop_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def serve(assistant, host: str = "127.0.0.1", port: int = 7860) -> None:
-    app = build_app(assistant)
+def serve(assistant, host: str = "127.0.0.1", port: int = 7860, users=None) -> None:
+    """Serve the web chat; with `users` (a `users.UserStore`), only signed-in users get in."""
+    from .ui_auth import launch_options
+
+    app = build_app(assistant, users)
     _stop_on_sigterm()
     app.queue(default_concurrency_limit=4).launch(
-        server_name=host, server_port=port, show_error=True, css=CSS, head=PAGE_SCRIPT, footer_links=[]
+        server_name=host, server_port=port, show_error=True, css=CSS, head=PAGE_SCRIPT, footer_links=[],
+        **launch_options(users, host),
     )

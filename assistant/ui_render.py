@@ -11,6 +11,7 @@ import html
 import re
 from collections.abc import Callable, Iterator
 
+from .formats import describe as describe_formats
 from .records import Answer, Citation
 
 CONTEXT_CHARS = 320
@@ -114,6 +115,6 @@ def source_panel(turns: list[Answer], document_text: Callable[[str], str | None]
 def documents_table(documents: dict[str, int]) -> str:
     """The indexed documents and their chunk counts, as an HTML table."""
     if not documents:
-        return "<p>No documents indexed yet: upload .txt or .md files above.</p>"
+        return f"<p>No documents indexed yet: upload {describe_formats()} files above.</p>"
     rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{count}</td></tr>" for name, count in documents.items())
     return f'<table class="documents"><thead><tr><th>document</th><th>chunks</th></tr></thead><tbody>{rows}</tbody></table>'

@@ -104,6 +104,9 @@ class Writer:
             for name, text in changed.items():
                 self.versions[name].append((done, text))
 
+    def committed_before(self, moment: float) -> bool:
+        return any(t and t < moment for versions in self.versions.values() for t, _ in versions)
+
     def stale(self, source: str, start: int, end: int, quote: str, began: float, ended: float) -> bool:
         """No version of `source` that was current at some moment of [began, ended] holds `quote` there."""
         versions = self.versions.get(source, [])
@@ -132,7 +135,7 @@ def run(args, questions: list[str], server: subprocess.Popen, docs: Path, index:
     lock = threading.Lock()
     stop = time.monotonic() + args.seconds
     writer = Writer(docs, index, args.writer)
-    counts = [0, 0]  # citations checked, stale ones
+    counts = [0, 0, 0]  # citations checked, stale ones, ones of answers begun after a re-index committed
 
     def user(i: int) -> None:
         client = Client(url, verbose=False)
@@ -153,6 +156,8 @@ def run(args, questions: list[str], server: subprocess.Popen, docs: Path, index:
                         counts[0] += 1
                         if writer.stale(html.unescape(source), int(start), int(end), html.unescape(quote), began, ended):
                             counts[1] += 1
+                        if writer.committed_before(began):
+                            counts[2] += 1
             except Exception as exc:  # counted and shown: the load test reports errors, it does not stop
                 with lock:
                     errors.append(f"{type(exc).__name__}: {exc}"[:200])
@@ -166,7 +171,7 @@ def run(args, questions: list[str], server: subprocess.Popen, docs: Path, index:
     for t in threads:
         t.join()
     elapsed = time.monotonic() - started
-    citations, stale = counts
+    citations, stale, after = counts
     lat = sorted(latencies)
     p95 = lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))] if lat else float("nan")
     print(f"{args.clients} clients, {elapsed:.0f} s: {len(lat)} answers, {len(lat) / elapsed:.2f} answers/s, "
@@ -174,7 +179,7 @@ def run(args, questions: list[str], server: subprocess.Popen, docs: Path, index:
     if args.writer > 0:
         runs = ", ".join(f"{r:.1f}" for r in writer.runs)
         print(f"writer: {len(writer.runs)} re-index runs of 2 changed files ({runs} s), {len(writer.failures)} failed; "
-              f"citations checked {citations}, stale {stale}")
+              f"citations checked {citations} ({after} of answers begun after a re-index had committed), stale {stale}")
     for e in sorted(set(errors))[:5] + writer.failures[:3]:
         print("  error:", e)
 

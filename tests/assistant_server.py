@@ -16,12 +16,13 @@ from chroma_server import free_port, stop
 
 
 @contextmanager
-def serving(docs: Path, index: Path, log_dir: Path, ports: range):
-    """`assistant serve` on a free port over `docs` and `index`; yields its URL, stops it by its PID."""
+def serving(docs: Path, index: Path, log_dir: Path, ports: range, args: tuple[str, ...] = ()):
+    """`assistant serve` on a free port over `docs` and `index` (with more `args`, e.g. `--users FILE`);
+    yields its URL, stops it by its PID."""
     port = free_port(ports)
     env = {**os.environ, "ASSISTANT_INDEX_DIR": str(index), "ASSISTANT_DOCS_DIR": str(docs)}
     log = open(log_dir / f"serve-{port}.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:

@@ -135,8 +135,6 @@ def look_alike_collection(folder, n: int, seed: int = 7) -> dict[str, tuple[str,
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="open (reader issue): 126 of 150 right, 24 confidently wrong with another "
-                   "person's code; the bars are 90% right and at most 5% wrong")
 def test_look_alike_documents_answer_from_the_right_one(tmp_path):
     facts = look_alike_collection(tmp_path / "docs", 150)
     bot = Assistant(Settings(docs_dir=tmp_path / "docs", index_dir=tmp_path / "index"))

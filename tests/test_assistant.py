@@ -80,3 +80,46 @@ def test_a_multi_turn_chat_session(seed_bot):
 def test_empty_question_is_refused(seed_bot):
     with pytest.raises(ValueError, match="empty"):
         seed_bot.ask("   ")
+
+
+def test_index_paths_is_the_one_write_path(tmp_path, docs):
+    """Folders and files in one call, unreadable files reported, and the next search sees the result
+    without anyone invalidating the retriever by hand."""
+    from assistant.errors import UsageError
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "zeppelins.md").write_text("The Graf Quokka zeppelin carried 40 jars of marmalade to Oulu.\n", encoding="utf-8")
+    (extra / "empty.txt").write_text("", encoding="utf-8")
+    bot = Assistant(docs_dir=docs, index_dir=tmp_path / "index", auto_index=False)
+    report = bot.index_paths([docs, extra / "zeppelins.md", extra / "empty.txt"])
+    assert sorted(report.added) == sorted([SEED, "zeppelins.md"])
+    assert [s.reason for s in bot.skipped] == ["empty file"]
+    assert bot.retrieve("marmalade jars Oulu", k=1)[0].chunk.source == "zeppelins.md"
+
+    # Nothing readable: with `require`, an error before anything is written or pruned.
+    with pytest.raises(UsageError, match="nothing could be indexed"):
+        bot.index_paths([extra / "empty.txt"], prune=True, require=True)
+    assert set(bot.documents()) == {SEED, "zeppelins.md"}
+
+    assert bot.index_paths([docs], prune=True).removed == ["zeppelins.md"]  # mirrored
+    assert all(p.chunk.source == SEED for p in bot.retrieve("marmalade jars Oulu"))
+
+
+def test_an_llm_goes_in_through_the_constructor_or_with_llm(seed_bot):
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    from assistant.errors import UsageError
+
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="ANSWER: Not found in the documents.")]))
+    other = seed_bot.with_llm("local", model, llm_timeout=5)
+    assert other.llm_model() is model and other.settings.llm_timeout == 5 and seed_bot.settings.llm == "extractive"
+    assert other.index is seed_bot.index and other.reader is seed_bot.reader  # shared, not reloaded
+    assert other.ask("How many soldiers deserted?").answerer == "local"
+    with pytest.raises(UsageError, match="llm_"):
+        seed_bot.with_llm("local", k=3)
+    with pytest.raises(UsageError, match="other than extractive"):
+        seed_bot.with_llm("extractive", model)
+    with pytest.raises(UsageError, match="other than extractive"):
+        Assistant(seed_bot.settings, auto_index=False, llm_model=model)

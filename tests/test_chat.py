@@ -142,15 +142,10 @@ def test_golden_conversations_over_squad_docs(tmp_path_factory):
 def _with_model(seed_bot, replies):
     """The seed assistant with a scripted chat model as its LLM (the real models are exercised in
     test_llm.py; here the point is what the session does with what a model says)."""
-    import copy
-
     from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
     from langchain_core.messages import AIMessage
 
-    bot = copy.copy(seed_bot)
-    bot.settings = seed_bot.settings.model_copy(update={"llm": "local"})
-    bot._llm_model = GenericFakeChatModel(messages=iter([AIMessage(content=r) for r in replies]))
-    return bot
+    return seed_bot.with_llm("local", GenericFakeChatModel(messages=iter([AIMessage(content=r) for r in replies])))
 
 
 def test_with_an_llm_a_follow_up_is_rewritten_by_the_model(seed_bot):
@@ -166,3 +161,19 @@ def test_a_rambling_model_rewrite_is_ignored(seed_bot):
     chat = _with_model(seed_bot, ["x" * 400]).chat()
     chat.history.append(seed_bot.ask("How many soldiers deserted?"))
     assert chat.query_for("Where were they deployed?") == rewrite("Where were they deployed?", chat.history)
+
+
+def test_a_failing_llm_rewrite_is_logged_and_the_rule_based_one_stands(caplog):
+    import logging
+
+    from langchain_core.runnables import RunnableLambda
+
+    from assistant.chat import llm_rewrite
+
+    def refused(_):
+        raise ConnectionError("connection refused")
+
+    history = [Answer("How many soldiers deserted?", "18", False)]
+    with caplog.at_level(logging.WARNING, logger="assistant.chat"):
+        assert llm_rewrite(RunnableLambda(refused), "Where were they deployed?", history) is None
+    assert "ConnectionError: connection refused" in caplog.text

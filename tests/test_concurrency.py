@@ -123,8 +123,8 @@ def test_the_app_keeps_answering_during_an_index_run_and_never_shows_a_half_inde
     assert set(originals) <= set(bot.documents())
     new = write_docs(docs, "new", sentences[N_ORIGINAL * SENTENCES_PER_DOC :], N_NEW)
 
-    watch = CommitWatch(bot.index.documents._collection, set(new))
-    monkeypatch.setattr(bot.index.documents._collection, "upsert", watch.upsert)
+    watch = CommitWatch(bot.index.documents.collection, set(new))
+    monkeypatch.setattr(bot.index.documents.collection, "upsert", watch.upsert)
 
     # As `ui.serve` launches it, but in this process and without blocking.
     app = build_app(bot).queue(default_concurrency_limit=4)

@@ -46,3 +46,10 @@ def test_the_cli_prints_the_family_in_one_line_and_lets_bugs_through(monkeypatch
     parser._subparsers._group_actions[0].choices["ask"].set_defaults(func=bug)
     with pytest.raises(KeyError):
         cli.main(["ask", "x"])
+
+
+def test_a_quote_mismatch_is_an_error_of_the_family_not_an_assertion():
+    """`python -O` strips assertions, and a bare AssertionError would read as a failed test, not a withheld answer."""
+    from assistant.errors import QuoteMismatch
+
+    assert issubclass(QuoteMismatch, AssistantError) and not issubclass(QuoteMismatch, AssertionError)

@@ -5,20 +5,20 @@ from __future__ import annotations
 import pytest
 
 from assistant.embed import SentenceEmbeddings
-from assistant.eval.baselines import CHUNK_SIZE, SentenceBank, TextbookBaseline, split
+from assistant.eval.baselines import CHUNK_SIZE, SentenceBank, TextbookBaseline, question_embeddings, split
 from assistant.ingest import scan
 
 from conftest import SEEDS
 
 
 @pytest.fixture(scope="module")
-def parts():
+def parts(tmp_path_factory):
     from assistant import Settings
 
     docs, _ = scan(SEEDS)
-    settings = Settings()
-    embeddings = SentenceEmbeddings(settings.embedding_model)
-    return docs, embeddings, SentenceBank(docs, embeddings)
+    settings = Settings(index_dir=tmp_path_factory.mktemp("baselines"))
+    embeddings = question_embeddings(settings)
+    return docs, embeddings, SentenceBank(docs, embeddings, settings.index_threads)
 
 
 def test_chunks_are_at_their_true_offsets():
@@ -61,3 +61,17 @@ def test_unknown_baseline_is_refused(parts):
     docs, embeddings, bank = parts
     with pytest.raises(ValueError, match="choose one of"):
         TextbookBaseline("tfidf", Settings(), docs, embeddings, bank)
+
+
+def test_baselines_embed_questions_as_ours_does(parts, tmp_path, monkeypatch):
+    """By the ONNX export, not torch: otherwise the latency ratio compares two backends."""
+    from assistant import Settings
+
+    docs, embeddings, bank = parts
+    baseline = TextbookBaseline("dense", Settings(index_dir=tmp_path / "idx"), docs, embeddings, bank)
+
+    def torch_used(*args, **kwargs):
+        raise AssertionError("a question was embedded with torch")
+
+    monkeypatch.setattr(SentenceEmbeddings, "_using", torch_used)
+    assert baseline.ask("How many soldiers deserted?").citations

@@ -192,9 +192,4 @@ def test_assistant_falls_back_when_no_quote_survives(seed_bot):
 
 
 def _with_llm(seed_bot, model):
-    import copy
-
-    bot = copy.copy(seed_bot)
-    bot.settings = seed_bot.settings.model_copy(update={"llm": "local"})
-    bot._llm_model = model
-    return bot
+    return seed_bot.with_llm("local", model)

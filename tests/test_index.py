@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant import Assistant, Settings
-from assistant.index import Index, _add, chunk_record, sentence_id
+from assistant.index import Index, chunk_record, sentence_id
 from assistant.ingest import scan
 from assistant.retrieve import REFRESH_SECONDS
 from assistant.sentences import split_sentences
@@ -68,7 +68,7 @@ def test_uncommitted_chunks_are_invisible(docs, tmp_path):
 
     chunks = chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
     vectors = bot.embeddings.embed_documents([c.text for c in chunks])
-    _add(bot.index.chunks, [c.id for c in chunks], vectors, [chunk_record(c) for c in chunks])
+    bot.index.chunks.upsert([c.id for c in chunks], vectors, [chunk_record(c) for c in chunks])
     bot.retriever.invalidate()
     assert all(p.chunk.source != "half.txt" for p in bot.retrieve("Where did the zeppelin land?", k=5))
     bot.index_folder()  # the next run completes it

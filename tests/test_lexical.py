@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from assistant import Assistant, Settings
+from assistant.chunk import Chunk
 from assistant.lexical import LexicalCache, LexicalIndex, cache_key
 from assistant.terms import terms
 
@@ -63,3 +64,18 @@ def test_a_damaged_copy_is_rebuilt_and_answers_stay_right(docs, tmp_path):
     reader = Assistant(settings, auto_index=False)
     answer = reader.ask(QUESTION)
     assert answer.answer in {"18", "Some 18"} and not answer.abstained
+
+
+def test_coverage_weighs_the_rare_terms_of_the_question_most():
+    chunks = [Chunk(f"c{i}", f"doc{i}.txt", "d", 0, len(t), t) for i, t in enumerate([
+        "The padlock code issued to Bravor Linmek is QX-1234.",
+        "The padlock code issued to Solten Pimvor is ZB-9876.",
+        "Fresh mulch was spread along the raspberry canes near the padlock.",
+    ])]
+    lexical = LexicalIndex(chunks)
+    asked = set(terms("What is the padlock code of Bravor Linmek?"))
+    right, other, filler = (lexical.coverage(asked, c.text) for c in chunks)
+    assert right == 1.0
+    assert other < 0.5 < right  # the name is rarer than "padlock code", so it weighs most
+    assert filler < other
+    assert lexical.coverage(set(), chunks[0].text) == 0.0

@@ -39,13 +39,8 @@ def _free_port() -> int:
         pytest.skip(str(exc))
 
 
-def _with(seed_bot, **settings):
-    import copy
-
-    bot = copy.copy(seed_bot)
-    bot.settings = seed_bot.settings.model_copy(update=settings)
-    bot._llm_model = None
-    return bot
+def _with(seed_bot, llm, **llm_settings):
+    return seed_bot.with_llm(llm, **llm_settings)
 
 
 # Settings -------------------------------------------------------------------------------------
@@ -155,6 +150,60 @@ def test_local_model_raw_output_is_checked_quote_by_quote(local_bot):
         assert local_bot.document_text(c.source)[c.start : c.end] == c.quote
         assert any(p.chunk.source == c.source and p.chunk.start <= c.start and c.end <= p.chunk.end for p in passages)
     assert check(parse_output(""), passages, local_bot.document_text).citations == []
+
+
+@pytest.mark.slow
+def test_the_web_chat_shows_the_local_models_words_as_it_writes_them(local_bot):
+    """The page's handler, as Gradio drives it: the model's text grows over several updates while
+    it is written, then the checked answer (its citations verbatim) replaces it."""
+    import copy
+
+    from assistant.ui import WRITING, ChatHandlers
+
+    handlers = ChatHandlers(local_bot)
+    steps, times = [], []
+    for update in handlers.respond(QUESTIONS[0], [], None):
+        steps.append(copy.deepcopy(update))  # the handler edits one message list in place
+        times.append(time.perf_counter())
+    shown = [m[-1]["content"] for m, *_ in steps]
+    partial = [i for i, text in enumerate(shown) if text.endswith(WRITING)]
+    assert len(partial) >= 3, shown  # several updates before the answer is complete
+    assert len({shown[i] for i in partial}) == len(partial)  # each one shows more text
+    assert partial[-1] < len(steps) - 1 and not shown[-1].endswith(WRITING)
+    assert times[partial[0]] < times[-1] - 0.05  # the first words were on the page while the model still wrote
+    answer = handlers.session(steps[-1][2]).history[-1]
+    for c in answer.citations:
+        assert local_bot.document_text(c.source)[c.start : c.end] == c.quote
+    print({"partials": len(partial), "first": shown[partial[0]], "final": shown[-1][:200], "answerer": answer.answerer})
+
+
+_AT_ONCE = """
+import sys, threading
+from assistant import Assistant, Settings
+bot = Assistant(Settings(docs_dir=sys.argv[1], index_dir=sys.argv[2], llm="local"))
+bot.ask("warm up?")
+out = {}
+def go(i, q):
+    out[i] = [x for x in bot.ask_stream(q)][-1]
+threads = [threading.Thread(target=go, args=(i, q)) for i, q in enumerate(sys.argv[3:])]
+[t.start() for t in threads]; [t.join() for t in threads]
+for i in sorted(out):
+    assert all(bot.document_text(c.source)[c.start : c.end] == c.quote for c in out[i].citations)
+    print(i, out[i].answerer, repr(out[i].answer[:60]))
+"""
+
+
+@pytest.mark.slow
+def test_tabs_asking_the_local_model_at_once_take_turns(local_bot, tmp_path):
+    """Two questions at once with one in-process model aborted the process inside llama.cpp; in a
+    process of its own, so a crash fails this test instead of ending the run."""
+    out = subprocess.run(
+        [sys.executable, "-c", _AT_ONCE, str(local_bot.settings.docs_dir), str(tmp_path / "index"),
+         "How many soldiers deserted?", "Who reported the desertions?", "Where were the troops deployed?"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert len(out.stdout.strip().splitlines()) == 3, out.stdout
 
 
 # `python -m llama_cpp.server`, loading the model without llama.cpp's extra buffer types: their AMX

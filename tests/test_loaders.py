@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.ingest import LOADERS, load_file, page_at, scan
+from assistant.formats import LOADERS
+from assistant.ingest import load_file, page_at, scan
 from assistant.loaders import load_docx, load_html, load_pdf
 
 
@@ -194,3 +195,20 @@ def test_a_parser_crash_is_contained(tmp_path, monkeypatch, suffix):
     found, skipped = scan(tmp_path)
     assert [d.source for d in found] == ["ok.txt"]
     assert "parser bug" in skipped[0].reason
+
+
+def test_messages_name_every_format_of_the_registry(capsys, tmp_path):
+    """The empty-documents note, `assistant index --help` and the eval's error ask the registry."""
+    from assistant import cli
+    from assistant.errors import EvalError
+    from assistant.eval.run import load_documents
+    from assistant.ui_render import documents_table
+
+    with pytest.raises(SystemExit):
+        cli.main(["index", "--help"])
+    messages = [documents_table({}), " ".join(capsys.readouterr().out.split())]
+    with pytest.raises(EvalError) as caught:
+        load_documents(tmp_path, warn=lambda _: None)
+    messages.append(str(caught.value))
+    for message in messages:
+        assert all(suffix in message for suffix in LOADERS), message

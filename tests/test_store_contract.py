@@ -10,13 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from assistant import Settings
 from assistant.chunk import chunk_document
-from assistant.index import Index, _add, chunk_record, client_for
+from assistant.index import HNSW, Index, chunk_record
 from assistant.ingest import scan
 from assistant.retrieve import HybridRetriever
+from assistant.store import Store, client_for
 
 from chroma_server import chroma_server
 
@@ -68,6 +70,29 @@ def stored_chunks(index: Index) -> dict[str, dict]:
 
 def top_dense_id(index: Index, text: str) -> str:
     return index.nearest(index.embeddings.embed_query(text), 1)[0][0]
+
+
+def test_store_reads_writes_filters_and_searches(store):
+    """The `Store` itself: what `Index` relies on, through chromadb's public collection API."""
+    name = f"{store.collection_name()}-contract"
+    records = Store(client_for(store), name, HNSW)
+    try:
+        vectors = np.eye(4, dtype=np.float32)
+        metas = [{"source": s, "digest": d} for s, d in [("a", "1"), ("a", "2"), ("b", "1"), ("c", "1")]]
+        records.upsert(["r0", "r1", "r2", "r3"], vectors, metas, ["zero", "one", "two", "three"])
+        got = records.get(ids=["r2", "r0"], include=["metadatas", "documents", "embeddings"])
+        by_id = dict(zip(got["ids"], zip(got["metadatas"], got["documents"], got["embeddings"])))
+        assert by_id["r2"][0] == metas[2] and by_id["r2"][1] == "two" and list(by_id["r2"][2]) == [0, 0, 1, 0]
+        assert sorted(records.get(where={"$and": [{"source": "a"}, {"digest": {"$ne": "2"}}]}, include=[])["ids"]) == ["r0"]
+        assert records.get(include=[], limit=3)["ids"] and len(records.get_all(["metadatas"])["metadatas"]) == 4
+        assert records.nearest(vectors[3].tolist(), 1)[0][0] == "r3" and records.nearest(vectors[3].tolist(), 1)[0][1] == pytest.approx(0, abs=1e-6)
+        records.upsert(["r3"], [vectors[1]], [{"source": "c", "digest": "2"}])  # replaces, text dropped
+        assert records.get(ids=["r3"])["metadatas"] == [{"source": "c", "digest": "2"}]
+        records.delete(where={"source": "a"})
+        records.delete(ids=["r2"])
+        assert records.get(include=[])["ids"] == ["r3"]
+    finally:
+        client_for(store).delete_collection(name)
 
 
 def test_index_seeds_everything(store, corpus):
@@ -159,7 +184,7 @@ def test_half_written_document_is_invisible(store, corpus):
     chunks = chunk_document(doc, store.chunk_size, store.chunk_overlap)
     # The first step of Index._write_group, stopped before the document record (the commit mark).
     vectors = index.embeddings.embed_documents([c.text for c in chunks])
-    _add(index.chunks, [c.id for c in chunks], vectors, [chunk_record(c) for c in chunks])
+    index.chunks.upsert([c.id for c in chunks], vectors, [chunk_record(c) for c in chunks])
     # The store holds it (a server may take a moment to make a write searchable) ...
     deadline = time.monotonic() + 10
     while top_dense_id(index, doc.text) != chunks[0].id and time.monotonic() < deadline:

@@ -138,3 +138,50 @@ def test_a_tab_may_pick_the_answerer_when_an_llm_is_configured(seed_bot):
     assert handlers.assistant_for("extractive").index is with_llm.index  # one store for all answerers
     *_, (messages, _, _, _) = handlers.respond("How many soldiers deserted?", [], None, 5, "extractive")
     assert "18" in messages[-1]["content"]
+
+
+def _streaming_handlers(seed_bot, reply: str):
+    """Handlers over the seed whose LLM is a scripted chat model streaming `reply` word by word
+    (the real model's streaming is in tests/test_llm.py)."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    return ChatHandlers(seed_bot.with_llm("local", GenericFakeChatModel(messages=iter([AIMessage(content=reply)]))))
+
+
+def _snapshots(updates) -> list[tuple]:
+    """Each update as the page received it (the handler edits one message list in place)."""
+    import copy
+
+    return [copy.deepcopy(update) for update in updates]
+
+
+def _partials(steps) -> list[str]:
+    from assistant.ui import WRITING
+
+    return [m[-1]["content"] for m, *_ in steps if m and m[-1]["content"].endswith(WRITING)]
+
+
+def test_an_llm_answer_is_shown_as_it_is_written_then_checked(seed_bot):
+    from assistant.ui import WRITING
+
+    question = "How many soldiers deserted?"
+    n = next(i for i, p in enumerate(seed_bot.retrieve(question), 1) if "18 North Korean soldiers" in p.chunk.text)
+    reply = f'ANSWER: Some 18 soldiers deserted after the fighting [{n}].\nQUOTE [{n}]: "Some 18 North Korean soldiers are believed to have deserted"'
+    steps = _snapshots(_streaming_handlers(seed_bot, reply).respond(question, [], None))
+    partials = _partials(steps)
+    assert len(partials) >= 3  # one update per piece the model wrote, before any checking
+    assert all(b.startswith(a.removesuffix(WRITING)) for a, b in zip(partials, partials[1:]))  # text only grows
+    assert "Some 18 soldiers" in partials[-1] and "data-cite" not in partials[-1]
+    messages, panel, _, _ = steps[-1]
+    final = messages[-1]["content"]
+    assert final.startswith("Some 18 soldiers deserted after the fighting") and 'data-cite="cite-1-1"' in final
+    assert "Sources:" in final and "<mark>Some 18 North Korean soldiers are believed to have deserted" in panel
+
+
+def test_an_llm_answer_whose_quotes_fail_is_replaced_by_the_checked_answer(seed_bot):
+    handlers = _streaming_handlers(seed_bot, 'ANSWER: Four hundred soldiers deserted [1].\nQUOTE [1]: "four hundred men left the front"')
+    steps = _snapshots(handlers.respond("How many soldiers deserted?", [], None))
+    assert any("Four hundred" in p for p in _partials(steps))
+    final = steps[-1][0][-1]["content"]
+    assert "Four hundred" not in final and "18" in final and "no quote found verbatim" in final.replace("\\", "")

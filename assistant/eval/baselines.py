@@ -4,7 +4,9 @@ or by the same embedding model in Chroma, and the best-matching sentence of the 
 They never abstain and answer with the whole quoted sentence. They return the same `Answer` and
 `Citation` records as the assistant, so every metric applies to them unchanged. Each baseline cites
 its three best sentences (by cosine to the question, among the top-4 passages): generous to the
-baseline, so any lead of ours over it is not an artefact of fewer quotes.
+baseline, so any lead of ours over it is not an artefact of fewer quotes. Questions are embedded
+the way ours are (the model's checked ONNX export, `question_embeddings`) and passages the way an
+index run embeds ours (torch on the index threads), so latencies compare like with like.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from langchain_chroma import Chroma
+from langchain_core.embeddings import Embeddings
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 from rank_bm25 import BM25Okapi
 
@@ -32,6 +35,25 @@ QUOTE_PASSAGES = 4
 QUOTES = 3
 KINDS = ("bm25", "dense")
 _WORD = re.compile(r"\w+")
+
+
+def question_embeddings(settings: Settings) -> SentenceEmbeddings:
+    """The embedder `Assistant` makes: questions by the ONNX export once there is one (the first
+    passage encode writes it), bulk encodes given `threads` by torch."""
+    return SentenceEmbeddings(settings.embedding_model, threads=settings.threads, cache_dir=settings.onnx_cache())
+
+
+class _PassageEmbeddings(Embeddings):
+    """Langchain's view of `embeddings` for the dense store: passages by torch on `threads`, as an index run."""
+
+    def __init__(self, embeddings: SentenceEmbeddings, threads: int | None) -> None:
+        self.embeddings, self.threads = embeddings, threads
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embeddings.encode(list(texts), threads=self.threads).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embeddings.embed_query(text)
 
 
 def tokenize(text: str) -> list[str]:
@@ -64,7 +86,7 @@ def split(docs: list[SourceDocument]) -> list[BaselineChunk]:
 class SentenceBank:
     """Every sentence of the documents with its vector, embedded once per run and shared by both baselines."""
 
-    def __init__(self, docs: list[SourceDocument], embeddings: SentenceEmbeddings) -> None:
+    def __init__(self, docs: list[SourceDocument], embeddings: SentenceEmbeddings, threads: int | None = None) -> None:
         self.texts = {d.source: d.text for d in docs}
         self.by_source: dict[str, list] = {}
         flat = []
@@ -72,7 +94,7 @@ class SentenceBank:
             sentences = split_sentences(doc.text)
             self.by_source[doc.source] = [(s, len(flat) + i) for i, s in enumerate(sentences)]
             flat.extend(s.text for s in sentences)
-        self.vectors = embeddings.encode(flat)
+        self.vectors = embeddings.encode(flat, threads=threads)
 
     def in_chunk(self, chunk: BaselineChunk):
         """Sentences overlapping the chunk, quoted whole from the document (so always verbatim)."""
@@ -89,7 +111,7 @@ class TextbookBaseline:
         self.kind = kind
         self.embeddings = embeddings
         self.chunks = split(docs)
-        self.bank = bank or SentenceBank(docs, embeddings)
+        self.bank = bank or SentenceBank(docs, embeddings, settings.index_threads)
         if kind == "bm25":
             self.bm25 = BM25Okapi([tokenize(c.text) or ["\x00"] for c in self.chunks])
         else:
@@ -100,7 +122,7 @@ class TextbookBaseline:
         digest = hashlib.sha1(f"{settings.embedding_model}|{CHUNK_SIZE}|{CHUNK_OVERLAP}".encode()).hexdigest()[:10]
         store = Chroma(
             collection_name=f"baseline-dense-c{CHUNK_SIZE}o{CHUNK_OVERLAP}-{digest}",
-            embedding_function=self.embeddings,
+            embedding_function=_PassageEmbeddings(self.embeddings, settings.index_threads),
             client=client_for(settings),
             collection_configuration=HNSW,
         )

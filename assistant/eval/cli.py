@@ -39,7 +39,8 @@ def check_bars(metrics: dict, bars: list[tuple[str, float]]) -> list[str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ..cli import UsageError, _settings
+    from ..errors import UsageError
+    from ..settings import Settings
     from . import report
 
     if args.compare:
@@ -52,7 +53,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .run import eval_index_dir, evaluate
 
     golden = load_golden(args.golden).sampled(args.sample, args.seed).limited(args.limit)
-    base = _settings(argparse.Namespace(docs=args.docs, index=None, k=None, llm=args.llm))
+    base = Settings(**{name: value for name, value in (("docs_dir", args.docs), ("llm", args.llm)) if value})
     index_dir = Path(args.index) if args.index else eval_index_dir(base, base.docs_dir)
     settings = base.with_overrides(index_dir=index_dir)
     answerers = [args.baseline] if args.baseline else ["ours"]

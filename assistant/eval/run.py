@@ -21,6 +21,7 @@ from ..errors import (
     EvalError,  # noqa: F401  (importable from here too)
     QuoteMismatch,
 )
+from ..formats import describe as describe_formats
 from ..ingest import SourceDocument, scan
 from ..records import Answer
 from ..settings import PROJECT_ROOT, Settings
@@ -56,7 +57,7 @@ def load_documents(docs_dir: Path, warn: Callable[[str], None] = print) -> list[
     for s in skipped:
         warn(f"skipped {s.path}: {s.reason}")
     if not docs:
-        raise EvalError(f"no readable .txt or .md documents in {docs_dir}; pass the folder the golden questions are about with --docs")
+        raise EvalError(f"no readable {describe_formats()} documents in {docs_dir}; pass the folder the golden questions are about with --docs")
     return docs
 
 
@@ -182,9 +183,9 @@ def run_ours(golden: GoldenSet, golden_path: Path, settings: Settings, docs: lis
     from ..assistant import Assistant
 
     bot = Assistant(settings, auto_index=False)
-    # Unchanged documents are skipped by content digest, so a second run embeds nothing.
-    indexed = bot.index.update(docs, prune=True, progress=progress)
-    bot.retriever.invalidate()
+    # The docs folder mirrored into the eval's own store: unchanged documents are skipped by content
+    # digest, so a second run embeds nothing. `docs` (read by the caller) is what quotes are checked against.
+    indexed = bot.index_paths([settings.docs_dir], prune=True, progress=progress)
 
     def new_chat() -> Ask:
         session = bot.chat()
@@ -202,11 +203,10 @@ def run_ours(golden: GoldenSet, golden_path: Path, settings: Settings, docs: lis
 
 def run_baselines(kinds: list[str], golden: GoldenSet, golden_path: Path, settings: Settings,
                   docs: list[SourceDocument], k: int, progress: bool = True) -> list[RunResult]:
-    from ..embed import SentenceEmbeddings
-    from .baselines import SentenceBank, TextbookBaseline
+    from .baselines import SentenceBank, TextbookBaseline, question_embeddings
 
-    embeddings = SentenceEmbeddings(settings.embedding_model)
-    bank = SentenceBank(docs, embeddings)
+    embeddings = question_embeddings(settings)  # questions by ONNX, as ours: the latency ratio compares like with like
+    bank = SentenceBank(docs, embeddings, settings.index_threads)
     texts = {d.source: d.text for d in docs}
     results = []
     for kind in kinds:
