@@ -76,8 +76,8 @@ class AnswerRunnable(Runnable[str | dict, Answer | str]):
     def _pieces(self, inputs: Iterator[str | dict]) -> Iterator[str | Answer]:
         for value in inputs:
             question, session_id = _parse(value)
-            if session_id:  # a conversation's turn is saved whole: no pieces before it
-                yield self.assistant.chat(session_id).ask(question)
+            if session_id:  # the turn is saved when its checked Answer, the last item, is ready
+                yield from self.assistant.chat(session_id).ask_stream(question)
             else:
                 yield from self.assistant.ask_stream(question)
 

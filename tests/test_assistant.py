@@ -2,11 +2,11 @@ import json
 
 import pytest
 
-from assistant import Assistant
+from assistant import Assistant, Settings
 from assistant.cite import QuoteMismatch, verify
 from assistant.records import Answer, Citation
 
-from conftest import GOLDEN
+from conftest import GOLDEN, SEEDS
 
 SEED = "000_aa3b016887bfe7d3.txt"
 
@@ -123,3 +123,30 @@ def test_an_llm_goes_in_through_the_constructor_or_with_llm(seed_bot):
         seed_bot.with_llm("extractive", model)
     with pytest.raises(UsageError, match="other than extractive"):
         Assistant(seed_bot.settings, auto_index=False, llm_model=model)
+
+
+def test_a_conversation_also_reads_the_document_the_previous_answer_quoted(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "farm.txt").write_text("Tom keeps goats on his farm near the river. The goats sleep in the red barn.\n")
+    (docs / "zoo.txt").write_text("The city zoo keeps goats in a petting enclosure. Zoo goats sleep in a heated shed by the zoo gate.\n")
+    question = "Where do the zoo goats sleep?"
+
+    def read(anchor, **settings):
+        bot = Assistant(Settings(docs_dir=docs, index_dir=tmp_path / "index", reader_passages=1, reader_each=0, **settings))
+        _, candidates = bot._passages(question, 5, bot.embeddings.encode([question])[0], anchor)
+        return {p.chunk.source for p in candidates}
+
+    assert read(None) == {"zoo.txt"}
+    assert read("farm.txt") == {"zoo.txt", "farm.txt"}  # the fused best still read, the conversation's document too
+    assert read("farm.txt", reader_anchor=0) == {"zoo.txt"}
+
+
+def test_a_follow_up_that_leans_on_the_conversation_has_its_own_threshold(seed_index_dir):
+    # Every standalone answer abstains at 0.99; a leaning follow-up is held to 0.
+    bot = Assistant(Settings(docs_dir=SEEDS, index_dir=seed_index_dir, min_confidence=0.99, followup_min_confidence=0.0))
+    chat = bot.chat()
+    assert chat.ask("How many soldiers deserted?").abstained
+    follow = chat.ask("Where were they deployed?")
+    assert not follow.abstained and "Kursk" in follow.citations[0].quote
+    assert chat.ask("What is the capital of Mongolia?").abstained  # stands on its own: the usual threshold
