@@ -10,17 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .answer import DEFAULT_MIN_CONFIDENCE, extractive_answer
-from .answer_reader import in_context, reader_answer
-from .cite import QuoteMismatch, verify
-from .embed import SentenceEmbeddings
+from .answer.cite import QuoteMismatch, verify
+from .answer.reader import Reader, bundled_reader_dir, open_reader
+from .answer.reader_answerer import in_context, reader_answer
+from .answer.retrieve import HybridRetriever, Passage, with_best_of_each
+from .answer.sentence_answerer import DEFAULT_MIN_CONFIDENCE, extractive_answer
 from .errors import ReaderError, UsageError
-from .formats import describe as describe_formats
-from .index import Index, IndexReport
-from .ingest import IngestError, Skipped, SourceDocument, load_file, page_at, scan
-from .reader import Reader, bundled_reader_dir, open_reader
+from .index.embed import SentenceEmbeddings
+from .index.index import Index, IndexReport
+from .ingest.formats import describe as describe_formats
+from .ingest.scan import IngestError, Skipped, SourceDocument, load_file, page_at, scan
 from .records import NOT_FOUND, Answer
-from .retrieve import HybridRetriever, Passage, with_best_of_each
 from .settings import Settings
 
 
@@ -285,7 +285,7 @@ class Assistant:
     def llm_model(self, raise_errors: bool = False):
         """The configured chat model (built once), or None for the extractive answerer or when it
         cannot be built (then `raise_errors` re-raises the `LLMError`)."""
-        from .llm import LLMError, make_chat_model
+        from .answer.llm import LLMError, make_chat_model
 
         if self.settings.llm == "extractive":
             return None
@@ -300,8 +300,8 @@ class Assistant:
 
     def _generative(self, question: str, passages: list[Passage], extractive: Answer) -> Iterator[str | Answer]:
         """The LLM's answer, keeping only citations found verbatim; else `extractive`, saying why."""
-        from .generate import Checked, ModelFailed, generate
-        from .llm import LLMError, explain
+        from .answer.llm import LLMError, explain
+        from .answer.llm_answerer import Checked, ModelFailed, generate
 
         checked = None
         try:

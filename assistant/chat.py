@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from .answer.extract import parse
+from .answer.llm import generation_lock
+from .answer.prompts import load_prompt
 from .atomic import write_file
 from .errors import UsageError
-from .extract import parse
-from .llm import generation_lock
-from .prompts import load_prompt
+from .index.terms import STOP_WORDS, words
 from .records import Answer
 from .settings import Settings
-from .terms import STOP_WORDS, words
 
 log = logging.getLogger(__name__)
 

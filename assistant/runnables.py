@@ -19,7 +19,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import ConfigDict
 
 from .errors import UsageError
-from .ingest import page_at
+from .ingest.scan import page_at
 from .records import Answer
 
 # `Assistant.as_retriever()` and `as_runnable()` make these, so this module does not import

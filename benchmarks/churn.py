@@ -19,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from assistant import Settings  # noqa: E402
-from assistant.index import Index  # noqa: E402
-from assistant.ingest import scan  # noqa: E402
+from assistant.index.index import Index  # noqa: E402
+from assistant.ingest.scan import scan  # noqa: E402
 
 from corpus import write_collection  # noqa: E402
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from assistant.sentences import split_sentences
+from assistant.index.sentences import split_sentences
 
 SQUAD = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "squad2-dev-docs"
 

@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 from assistant import Settings  # noqa: E402
-from assistant.chunk import chunk_document  # noqa: E402
-from assistant.embed import SentenceEmbeddings  # noqa: E402
-from assistant.ingest import scan  # noqa: E402
+from assistant.index.chunk import chunk_document  # noqa: E402
+from assistant.index.embed import SentenceEmbeddings  # noqa: E402
+from assistant.ingest.scan import scan  # noqa: E402
 
 from corpus import write_collection  # noqa: E402
 

@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from assistant import Assistant, Settings  # noqa: E402
-from assistant.index import Index  # noqa: E402
-from assistant.ingest import scan  # noqa: E402
+from assistant.index.index import Index  # noqa: E402
+from assistant.ingest.scan import scan  # noqa: E402
 
 from corpus import SQUAD, write_collection  # noqa: E402
 

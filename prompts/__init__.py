@@ -1,1 +1,1 @@
-"""The prompt files, installed as the package `assistant.prompt_files` (see pyproject.toml) and read by `assistant.prompts`."""
+"""The prompt files, installed as the package `assistant.prompt_files` (see pyproject.toml) and read by `assistant.answer.prompts`."""

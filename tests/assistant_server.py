@@ -22,7 +22,7 @@ def serving(docs: Path, index: Path, log_dir: Path, ports: range, args: tuple[st
     port = free_port(ports)
     env = {**os.environ, "ASSISTANT_INDEX_DIR": str(index), "ASSISTANT_DOCS_DIR": str(docs)}
     log = open(log_dir / f"serve-{port}.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+    proc = subprocess.Popen([sys.executable, "-m", "assistant.serve.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:

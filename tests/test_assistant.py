@@ -3,7 +3,7 @@ import json
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.cite import QuoteMismatch, verify
+from assistant.answer.cite import QuoteMismatch, verify
 from assistant.records import Answer, Citation
 
 from conftest import GOLDEN, SEEDS

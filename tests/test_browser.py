@@ -129,7 +129,7 @@ def test_an_upload_survives_an_index_run_and_a_restart_and_removal_deletes_it(tm
                                timeout=120_000)
     assert (docs / "uploads" / "orchards.md").is_file()
     env = {**os.environ, "ASSISTANT_INDEX_DIR": str(index), "ASSISTANT_DOCS_DIR": str(docs)}
-    out = subprocess.run([sys.executable, "-m", "assistant.cli", "index"], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-m", "assistant.serve.cli", "index"], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "0 removed" in out.stdout, out.stdout + out.stderr
     with serving(docs, index, tmp_path, PORTS) as url, browser_page(url) as page:  # a restarted server
         answer = ask(page, "How many varieties of quince does the Brindlemoor orchard grow?", 1)

@@ -13,7 +13,7 @@ import pytest
 from assistant_server import serving
 from test_browser import ARGS, CHROMIUM, ask, shot
 
-from assistant.users import UserStore
+from assistant.serve.users import UserStore
 
 from conftest import SEEDS
 

@@ -87,7 +87,7 @@ def test_a_session_reloaded_after_its_document_changed_marks_those_citations(tmp
     again = ChatSession(bot, chat.session_id)
     assert again.history[0].citations[0].changed
     assert "changed" in again.history[0].citations[0].to_dict()
-    from assistant.ui_render import render_answer
+    from assistant.serve.ui_render import render_answer
 
     assert "the source has changed since" in render_answer(again.history[0], 1)
 

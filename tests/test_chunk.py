@@ -1,8 +1,8 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assistant.chunk import chunk_document
-from assistant.ingest import SourceDocument
+from assistant.index.chunk import chunk_document
+from assistant.ingest.scan import SourceDocument
 
 from conftest import SEEDS
 

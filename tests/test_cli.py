@@ -10,7 +10,7 @@ SEED = "000_aa3b016887bfe7d3.txt"
 
 def run(*args, env_extra=None, cwd=None):
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], capture_output=True, text=True, env=env, cwd=cwd or ROOT, timeout=300)
+    return subprocess.run([sys.executable, "-m", "assistant.serve.cli", *args], capture_output=True, text=True, env=env, cwd=cwd or ROOT, timeout=300)
 
 
 def test_ask_json_shape_and_offsets(tmp_path):
@@ -72,7 +72,7 @@ def test_help_on_each_command():
 
 def test_terminal_chat_answers_follow_ups(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "chat", "--index", str(tmp_path / "i")],
+        [sys.executable, "-m", "assistant.serve.cli", "chat", "--index", str(tmp_path / "i")],
         input="How many soldiers deserted?\nWhere were they deployed?\n\n",
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.sentences import split_sentences
+from assistant.index.sentences import split_sentences
 
 from chroma_server import free_port
 from conftest import SEEDS, SHARED_EVAL
@@ -106,7 +106,7 @@ class CommitWatch:
 def test_the_app_keeps_answering_during_an_index_run_and_never_shows_a_half_indexed_document(tmp_path, monkeypatch):
     from gradio_client import Client
 
-    from assistant.ui import CSS, build_app
+    from assistant.serve.ui import CSS, build_app
 
     sentences = squad_sentences()
     assert len(sentences) >= (N_ORIGINAL + N_NEW) * SENTENCES_PER_DOC, "the SQuAD documents in shared/eval are needed for this test"

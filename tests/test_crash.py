@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.sentences import split_sentences
+from assistant.index.sentences import split_sentences
 
 SQUAD = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "squad2-dev-docs"
 N_DOCS = 200
@@ -86,7 +86,7 @@ def test_kill_9_mid_index_then_open_answer_and_complete(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr
     assert f"{len(before)} unchanged" in done.stdout and f"{N_DOCS - len(before)} added" in done.stdout
-    from assistant.index import forget_clients
+    from assistant.index.index import forget_clients
 
     # The other process wrote the store: drop this process's clients so it is read afresh.
     forget_clients()

@@ -1,6 +1,6 @@
 import pytest
 
-from assistant.disagree import differ, quantities, stated
+from assistant.answer.disagree import differ, quantities, stated
 
 
 def claim(text: str, span: str) -> tuple[str, int, int, int]:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from assistant import Settings
-from assistant.embed import SentenceEmbeddings
-from assistant.sentences import split_sentences
+from assistant.index.embed import SentenceEmbeddings
+from assistant.index.sentences import split_sentences
 
 TEXT = (
     "The lighthouse keeper counted 312 gulls on Tuesday. "

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant import Settings, embed_onnx
-from assistant.embed import SentenceEmbeddings
+from assistant import Settings
+from assistant.index import embed_onnx
+from assistant.index.embed import SentenceEmbeddings
 
 from conftest import SEEDS
 
@@ -97,7 +98,7 @@ def test_an_answering_process_never_imports_sentence_transformers(tmp_path, cach
     embed_onnx.export(torch_embeddings.model, torch_embeddings.model_path, cache)
     env = {**os.environ, "ASSISTANT_MODEL_CACHE": str(cache), "ASSISTANT_INDEX_DIR": str(tmp_path / "index")}
     env["ASSISTANT_DOCS_DIR"] = str(SEEDS)
-    index = subprocess.run([sys.executable, "-m", "assistant.cli", "index"], env=env, capture_output=True, text=True)
+    index = subprocess.run([sys.executable, "-m", "assistant.serve.cli", "index"], env=env, capture_output=True, text=True)
     assert index.returncode == 0, index.stderr
     script = (
         "import sys; from assistant import Assistant; a = Assistant().ask('How many soldiers deserted?'); "

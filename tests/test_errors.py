@@ -10,8 +10,8 @@ import pkgutil
 import pytest
 
 import assistant
-from assistant import cli
 from assistant.errors import AssistantError
+from assistant.serve import cli
 
 
 def package_modules():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.embed import SentenceEmbeddings
 from assistant.eval.baselines import CHUNK_SIZE, SentenceBank, TextbookBaseline, question_embeddings, split
-from assistant.ingest import scan
+from assistant.index.embed import SentenceEmbeddings
+from assistant.ingest.scan import scan
 
 from conftest import SEEDS
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from assistant.cli import main
 from assistant.eval.cli import check_bars
 from assistant.eval.metrics import Metric
+from assistant.serve.cli import main
 
 from conftest import GOLDEN, SEEDS
 

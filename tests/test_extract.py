@@ -1,4 +1,4 @@
-from assistant.extract import answer_span, expected_types
+from assistant.answer.extract import answer_span, expected_types
 
 DESERTION = "Some 18 North Korean soldiers are believed to have deserted the Russian frontline."
 WIANKI = "Thousands of people gather on the banks of the Vistula on midsummer night for a festival called Wianki (Polish for Wreaths)."

@@ -4,10 +4,10 @@ from pathlib import Path
 import numpy as np
 
 from assistant import Assistant, Settings
-from assistant.index import Index, chunk_record, sentence_id
-from assistant.ingest import scan
-from assistant.retrieve import REFRESH_SECONDS
-from assistant.sentences import split_sentences
+from assistant.answer.retrieve import REFRESH_SECONDS
+from assistant.index.index import Index, chunk_record, sentence_id
+from assistant.index.sentences import split_sentences
+from assistant.ingest.scan import scan
 
 QUESTION = "How many soldiers deserted?"
 DESERTION = "Some 18 North Korean soldiers are believed to have deserted"
@@ -64,7 +64,7 @@ def test_uncommitted_chunks_are_invisible(docs, tmp_path):
     half = docs / "half.txt"
     half.write_text("The zeppelin landed in Lakehurst at dawn.", encoding="utf-8")
     doc = scan(docs)[0][1]
-    from assistant.chunk import chunk_document
+    from assistant.index.chunk import chunk_document
 
     chunks = chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
     vectors = bot.embeddings.embed_documents([c.text for c in chunks])

@@ -1,6 +1,6 @@
 import pytest
 
-from assistant.ingest import IngestError, scan
+from assistant.ingest.scan import IngestError, scan
 
 
 def test_reads_txt_and_md_recursively_with_relative_names(tmp_path):

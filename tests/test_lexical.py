@@ -7,9 +7,9 @@ import time
 import numpy as np
 
 from assistant import Assistant, Settings
-from assistant.chunk import Chunk
-from assistant.lexical import LexicalCache, LexicalIndex, cache_key
-from assistant.terms import terms
+from assistant.index.chunk import Chunk
+from assistant.index.lexical import LexicalCache, LexicalIndex, cache_key
+from assistant.index.terms import terms
 
 QUESTION = "How many soldiers deserted?"
 

@@ -15,10 +15,10 @@ import urllib.request
 import pytest
 
 from assistant import Settings
-from assistant.cite import verify
-from assistant.cli import main
-from assistant.generate import check, generate, parse_output
-from assistant.llm import LLMError, bundled_gguf_path, explain, make_chat_model, parse_spec
+from assistant.answer.cite import verify
+from assistant.answer.llm import LLMError, bundled_gguf_path, explain, make_chat_model, parse_spec
+from assistant.answer.llm_answerer import check, generate, parse_output
+from assistant.serve.cli import main
 
 from chroma_server import free_port
 
@@ -158,7 +158,7 @@ def test_the_web_chat_shows_the_local_models_words_as_it_writes_them(local_bot):
     it is written, then the checked answer (its citations verbatim) replaces it."""
     import copy
 
-    from assistant.ui import WRITING, ChatHandlers
+    from assistant.serve.ui import WRITING, ChatHandlers
 
     handlers = ChatHandlers(local_bot)
     steps, times = [], []
@@ -207,11 +207,11 @@ def test_tabs_asking_the_local_model_at_once_take_turns(local_bot, tmp_path):
 
 
 # `python -m llama_cpp.server`, loading the model without llama.cpp's extra buffer types: their AMX
-# path segfaults on this machine (see assistant.llm.without_extra_buffers).
+# path segfaults on this machine (see assistant.answer.llm.without_extra_buffers).
 _SERVER = """
 import sys
 from llama_cpp.server.__main__ import main
-from assistant.llm import without_extra_buffers
+from assistant.answer.llm import without_extra_buffers
 sys.argv[0] = "llama_cpp.server"
 with without_extra_buffers():
     main()

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.formats import LOADERS
-from assistant.ingest import load_file, page_at, scan
-from assistant.loaders import load_docx, load_html, load_pdf
+from assistant.ingest.formats import LOADERS
+from assistant.ingest.loaders import load_docx, load_html, load_pdf
+from assistant.ingest.scan import load_file, page_at, scan
 
 
 def make_pdf(pages: list[list[str]]) -> bytes:
@@ -199,10 +199,10 @@ def test_a_parser_crash_is_contained(tmp_path, monkeypatch, suffix):
 
 def test_messages_name_every_format_of_the_registry(capsys, tmp_path):
     """The empty-documents note, `assistant index --help` and the eval's error ask the registry."""
-    from assistant import cli
     from assistant.errors import EvalError
     from assistant.eval.run import load_documents
-    from assistant.ui_render import documents_table
+    from assistant.serve import cli
+    from assistant.serve.ui_render import documents_table
 
     with pytest.raises(SystemExit):
         cli.main(["index", "--help"])

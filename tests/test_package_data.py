@@ -10,7 +10,7 @@ import zipfile
 from importlib import resources
 from pathlib import Path
 
-from assistant.prompts import PACKAGE, load_prompt, prompt_names
+from assistant.answer.prompts import PACKAGE, load_prompt, prompt_names
 
 from conftest import ROOT
 
@@ -47,5 +47,5 @@ def test_a_wheel_built_from_pyproject_carries_the_prompts_and_the_reader(tmp_pat
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"assistant/prompt_files/{p.name}" for p in PROMPTS.glob("*.txt")} <= names
     assert {f"assistant/models/reader/{p.name}" for p in (ROOT / "assistant" / "models" / "reader").iterdir()} <= names
-    assert {f"assistant/{p.name}" for p in (ROOT / "assistant").glob("*.py")} <= names
+    assert {p.relative_to(ROOT).as_posix() for p in (ROOT / "assistant").rglob("*.py")} <= names
     assert not any(Path(n).parts[0] == "prompts" for n in names)  # not a stray top-level package

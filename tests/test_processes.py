@@ -63,7 +63,7 @@ def run_the_race(docs: Path, env: dict) -> tuple[list[dict], float]:
         assert json.loads(a.stdout.readline()).get("ready"), a.stderr.read()
         rows = [json.loads(a.stdout.readline()) for _ in range(6)]  # answering the old version
         (docs / "ferry.txt").write_text(NEW, encoding="utf-8")
-        b = subprocess.run([sys.executable, "-m", "assistant.cli", "index"], env=env, capture_output=True, text=True, timeout=300)
+        b = subprocess.run([sys.executable, "-m", "assistant.serve.cli", "index"], env=env, capture_output=True, text=True, timeout=300)
         assert b.returncode == 0, b.stderr
         committed = time.time()
         while True:
@@ -108,7 +108,7 @@ def environment(docs: Path, **extra: str) -> dict:
 @pytest.mark.slow
 def test_a_running_process_quotes_the_new_version_after_another_reindexes(docs):
     env = environment(docs)
-    subprocess.run([sys.executable, "-m", "assistant.cli", "index"], env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "assistant.serve.cli", "index"], env=env, check=True, capture_output=True, timeout=300)
     rows, committed = run_the_race(docs, env)
     check(rows, committed, docs)
 
@@ -118,7 +118,7 @@ def test_a_running_process_quotes_the_new_version_after_another_reindexes(docs):
 def test_the_same_with_a_chroma_server(docs, tmp_path):
     with chroma_server(tmp_path / "chroma") as port:
         env = environment(docs, ASSISTANT_CHROMA_HOST="127.0.0.1", ASSISTANT_CHROMA_PORT=str(port))
-        subprocess.run([sys.executable, "-m", "assistant.cli", "index"], env=env, check=True, capture_output=True, timeout=300)
+        subprocess.run([sys.executable, "-m", "assistant.serve.cli", "index"], env=env, check=True, capture_output=True, timeout=300)
         rows, committed = run_the_race(docs, env)
         check(rows, committed, docs)
 
@@ -140,7 +140,7 @@ def test_the_web_chat_answers_about_documents_another_process_indexed(docs, tmp_
         (docs / "ferry.txt").write_text(NEW, encoding="utf-8")
         (docs / "museum.txt").write_text("The maritime museum on Storgatan opens at ten and closes at four. "
                                          "Entry is free on Sundays.", encoding="utf-8")
-        b = subprocess.run([sys.executable, "-m", "assistant.cli", "index"], env=env, capture_output=True, text=True, timeout=300)
+        b = subprocess.run([sys.executable, "-m", "assistant.serve.cli", "index"], env=env, capture_output=True, text=True, timeout=300)
         assert b.returncode == 0, b.stderr
         time.sleep(5)  # what the issue allows for the running process to learn of the commit
         assert "22:10" in ask(QUESTIONS[0])

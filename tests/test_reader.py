@@ -10,7 +10,7 @@ import unicodedata
 
 import pytest
 
-from assistant.reader import META_FILE, MODEL_FILE, TOKENIZER_FILE, Windows, bundled_reader_dir, open_reader
+from assistant.answer.reader import META_FILE, MODEL_FILE, TOKENIZER_FILE, Windows, bundled_reader_dir, open_reader
 
 from conftest import SEEDS
 
@@ -35,7 +35,7 @@ def test_the_shipped_reader_is_package_data_under_30_mb():
 
 def test_answering_loads_no_torch_and_no_hub():
     code = (
-        "import sys; from assistant.reader import open_reader; r = open_reader();"
+        "import sys; from assistant.answer.reader import open_reader; r = open_reader();"
         "x = r.read('How many soldiers deserted?', ['Some 18 North Korean soldiers are believed to have deserted.'])[0];"
         "print(x.margin > 0, 'torch' in sys.modules, 'transformers' in sys.modules)"
     )

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assistant.sentences import split_sentences
+from assistant.index.sentences import split_sentences
 
 
 def texts(text):

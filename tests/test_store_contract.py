@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from assistant import Settings
-from assistant.chunk import chunk_document
-from assistant.index import HNSW, Index, chunk_record
-from assistant.ingest import scan
-from assistant.retrieve import HybridRetriever
-from assistant.store import Store, client_for
+from assistant.answer.retrieve import HybridRetriever
+from assistant.index.chunk import chunk_document
+from assistant.index.index import HNSW, Index, chunk_record
+from assistant.index.store import Store, client_for
+from assistant.ingest.scan import scan
 
 from chroma_server import chroma_server
 

@@ -8,8 +8,8 @@ import pytest
 
 from assistant import Assistant, Settings
 from assistant.records import Answer, Citation
-from assistant.ui import ChatHandlers
-from assistant.ui_render import documents_table, escape, source_panel
+from assistant.serve.ui import ChatHandlers
+from assistant.serve.ui_render import documents_table, escape, source_panel
 
 
 @pytest.fixture
@@ -104,14 +104,14 @@ def test_a_saved_session_resumes_with_its_citations(handlers):
 
 
 def test_the_app_builds(handlers):
-    from assistant.ui import build_app
+    from assistant.serve.ui import build_app
 
     assert build_app(handlers.assistant) is not None
 
 
 def test_llm_notes_and_unsupported_claims_are_shown_escaped():
     from assistant.records import Answer, Citation
-    from assistant.ui_render import escape, render_answer
+    from assistant.serve.ui_render import escape, render_answer
 
     answer = Answer(
         "q?", "Eighteen <b>deserted</b>", False,
@@ -127,7 +127,7 @@ def test_llm_notes_and_unsupported_claims_are_shown_escaped():
 def test_a_tab_may_pick_the_answerer_when_an_llm_is_configured(seed_bot):
     import copy
 
-    from assistant.ui import ChatHandlers
+    from assistant.serve.ui import ChatHandlers
 
     assert ChatHandlers(seed_bot).answerers() == ["extractive"]
     with_llm = copy.copy(seed_bot)
@@ -157,13 +157,13 @@ def _snapshots(updates) -> list[tuple]:
 
 
 def _partials(steps) -> list[str]:
-    from assistant.ui import WRITING
+    from assistant.serve.ui import WRITING
 
     return [m[-1]["content"] for m, *_ in steps if m and m[-1]["content"].endswith(WRITING)]
 
 
 def test_an_llm_answer_is_shown_as_it_is_written_then_checked(seed_bot):
-    from assistant.ui import WRITING
+    from assistant.serve.ui import WRITING
 
     question = "How many soldiers deserted?"
     n = next(i for i, p in enumerate(seed_bot.retrieve(question), 1) if "18 North Korean soldiers" in p.chunk.text)

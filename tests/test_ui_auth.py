@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.ui import ChatHandlers
-from assistant.users import UserStore
+from assistant.serve.ui import ChatHandlers
+from assistant.serve.users import UserStore
 
 from conftest import SEEDS
 
@@ -36,7 +36,7 @@ def store(tmp_path_factory):
 
 @pytest.fixture
 def page(bot, store):
-    from assistant.ui_auth import PageHandlers
+    from assistant.serve.ui_auth import PageHandlers
 
     return PageHandlers(ChatHandlers(bot), store, admin_only=True)
 
@@ -93,7 +93,7 @@ def test_only_admins_change_the_documents(page, bot, tmp_path):
 
 
 def test_the_admin_rule_can_be_turned_off(bot, store):
-    from assistant.ui_auth import PageHandlers
+    from assistant.serve.ui_auth import PageHandlers
 
     page = PageHandlers(ChatHandlers(bot), store, admin_only=False)
     assert page.may_manage(store.get("bob"))
@@ -101,7 +101,7 @@ def test_the_admin_rule_can_be_turned_off(bot, store):
 
 
 def test_without_sign_in_nothing_changes(bot):
-    from assistant.ui_auth import PageHandlers
+    from assistant.serve.ui_auth import PageHandlers
 
     page = PageHandlers(ChatHandlers(bot), None)
     *_, (_, _, session_id, _) = page.respond("How many soldiers deserted?", [], None, 5, None, as_user(None))

@@ -11,7 +11,7 @@ import stat
 import pytest
 
 from assistant.errors import AssistantError, UsageError, UsersFileError
-from assistant.users import LoginThrottle, User, UserStore, hash_password, open_users, user_sessions_dir, verify_password
+from assistant.serve.users import LoginThrottle, User, UserStore, hash_password, open_users, user_sessions_dir, verify_password
 
 PASSWORD = "correct horse battery"
 
@@ -143,7 +143,7 @@ def attempt(throttle, name, address, ok):
 def test_repeated_failures_wait_longer_per_user_and_address(caplog):
     t = FakeTime()
     throttle = LoginThrottle(free=3, base=1.0, longest=8.0, clock=t.clock, sleep=t.sleep)
-    with caplog.at_level(logging.WARNING, logger="assistant.users"):
+    with caplog.at_level(logging.WARNING, logger="assistant.serve.users"):
         for _ in range(3):
             assert attempt(throttle, "alice", "10.0.0.1", False) is False
     assert t.slept == []  # a few typos cost nothing
@@ -182,7 +182,7 @@ def test_attempts_sent_at_once_are_checked_one_after_another():
 
 
 def test_the_password_is_never_logged(store, caplog):
-    from assistant.ui_auth import SignIn
+    from assistant.serve.ui_auth import SignIn
 
     store.add("alice", PASSWORD)
     signin = SignIn(store, LoginThrottle(free=0, base=0.0))
@@ -194,10 +194,10 @@ def test_the_password_is_never_logged(store, caplog):
 
 
 def test_an_unreadable_users_file_refuses_the_sign_in_without_crashing(store, caplog):
-    from assistant.ui_auth import SignIn
+    from assistant.serve.ui_auth import SignIn
 
     store.add("alice", PASSWORD)
     store.path.write_text("garbled", encoding="utf-8")
-    with caplog.at_level(logging.ERROR, logger="assistant.users"):
+    with caplog.at_level(logging.ERROR, logger="assistant.serve.users"):
         assert asyncio.run(SignIn(store, LoginThrottle()).check("alice", PASSWORD)) is False
     assert "sign-in refused" in caplog.text and "not one this assistant wrote" in caplog.text and PASSWORD not in caplog.text

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from assistant.cli import main
-from assistant.users import User, UserStore
+from assistant.serve.cli import main
+from assistant.serve.users import User, UserStore
 
 from conftest import ROOT
 
@@ -86,7 +86,7 @@ def test_the_setting_names_the_file_and_a_terminal_is_asked_twice_without_echo(t
 
 def test_a_script_pipes_the_password_to_the_command(tmp_path):
     path = tmp_path / "users.json"
-    out = subprocess.run([sys.executable, "-m", "assistant.cli", "users", "add", "alice", "--admin", "--users", str(path)],
+    out = subprocess.run([sys.executable, "-m", "assistant.serve.cli", "users", "add", "alice", "--admin", "--users", str(path)],
                          input=PASSWORD + "\n", capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert PASSWORD not in out.stdout + out.stderr
@@ -105,7 +105,7 @@ def test_serve_stops_at_once_on_a_missing_or_empty_users_file(tmp_path, monkeypa
 
 
 def test_without_a_users_file_serving_beyond_this_machine_warns_once(capsys):
-    from assistant.ui_auth import launch_options
+    from assistant.serve.ui_auth import launch_options
 
     assert launch_options(None, "127.0.0.1") == {} and launch_options(None, "localhost") == {}
     assert capsys.readouterr().err == ""
@@ -117,7 +117,7 @@ def test_without_a_users_file_serving_beyond_this_machine_warns_once(capsys):
 def test_with_a_users_file_gradio_gets_an_awaited_password_check(tmp_path):
     import inspect
 
-    from assistant.ui_auth import launch_options
+    from assistant.serve.ui_auth import launch_options
 
     store = UserStore(tmp_path / "users.json")
     store.add("alice", PASSWORD)

@@ -3,10 +3,10 @@
     python tools/calibrate.py ../shared/eval/squad2-dev-golden.jsonl
 
 Uses only each answerable question's evidence paragraph (no retrieval): the sentence holding a gold
-answer is parsed, every candidate span gets the general features of `assistant.extract`, and a
+answer is parsed, every candidate span gets the general features of `assistant.answer.extract`, and a
 logistic model learns which spans match the gold (F1 >= 0.5). Documents are split in two halves:
 weights fitted on one half are scored on the other, so the printed held-out F1 is what to expect
-on unseen articles. The printed WEIGHTS dict is what `assistant/extract.py` holds.
+on unseen articles. The printed WEIGHTS dict is what `assistant/answer/extract.py` holds.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from assistant.answer.extract import FEATURES, WEIGHTS, parse, span_candidates  # noqa: E402
 from assistant.eval.metrics import best_em_f1  # noqa: E402
-from assistant.extract import FEATURES, WEIGHTS, parse, span_candidates  # noqa: E402
-from assistant.sentences import split_sentences  # noqa: E402
+from assistant.index.sentences import split_sentences  # noqa: E402
 
 
 def examples(rows):

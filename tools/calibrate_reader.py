@@ -6,7 +6,7 @@
 Every question's fused top 8 passages and each retriever's top 3 are read once. A passage is a
 hit when the sentence(s) around the reader's span hold a gold answer (never, for an unanswerable
 question). For each policy (read the fused top n, plus each retriever's top m) a logistic model
-of the passage's evidence (`assistant.answer_reader.evidence`: the reader's margin and how the
+of the passage's evidence (`assistant.answer.reader_answerer.evidence`: the reader's margin and how the
 passage was retrieved) gives P(hit); the most likely passage answers, and the threshold is the
 highest one whose false abstention stays at or below `--max-false`. Articles are split in two
 halves and each half's fit is scored on the other, so the printed figures are held out: what to
@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant import Assistant, Settings  # noqa: E402
-from assistant.answer_reader import EVIDENCE, ReadPassage, confidence, evidence, quote_bounds, read_passage  # noqa: E402
+from assistant.answer.reader import META_FILE, Reader, bundled_reader_dir  # noqa: E402
+from assistant.answer.reader_answerer import EVIDENCE, ReadPassage, confidence, evidence, quote_bounds, read_passage  # noqa: E402
+from assistant.answer.retrieve import with_best_of_each  # noqa: E402
 from assistant.eval.metrics import contains_answer  # noqa: E402
 from assistant.eval.run import eval_index_dir  # noqa: E402
-from assistant.reader import META_FILE, Reader, bundled_reader_dir  # noqa: E402
-from assistant.retrieve import with_best_of_each  # noqa: E402
-from assistant.terms import terms  # noqa: E402
+from assistant.index.terms import terms  # noqa: E402
 
 POOL, EACH_MAX = 8, 3
 

@@ -1,4 +1,4 @@
-"""Train, export and evaluate the extractive reader (`assistant/reader.py`).
+"""Train, export and evaluate the extractive reader (`assistant/answer/reader.py`).
 
     python tools/train_reader.py train  [--examples N] [--out build/reader]   # resumes if interrupted
     python tools/train_reader.py export [--out build/reader] [--to assistant/models/reader]
@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant.reader import META_FILE, MODEL_FILE, TOKENIZER_FILE, Windows, feeds  # noqa: E402
+from assistant.answer.reader import META_FILE, MODEL_FILE, TOKENIZER_FILE, Windows, feeds  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "train" / "squad-train.json.gz"
 DEV = ROOT.parent / "shared" / "eval" / "squad2-dev-golden.jsonl"
@@ -50,8 +50,8 @@ def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, c
     """Every training example, in the seeded order training consumes them."""
     import bm25s
 
-    from assistant.chunk import SentenceTextSplitter
-    from assistant.terms import terms
+    from assistant.index.chunk import SentenceTextSplitter
+    from assistant.index.terms import terms
 
     with gzip.open(data, "rt", encoding="utf-8") as f:
         articles = json.load(f)["data"]
@@ -372,7 +372,7 @@ def evaluate(args) -> dict:
     """The reader alone on each dev question's gold paragraph, official SQuAD 2.0 EM/F1."""
     from tqdm import tqdm
 
-    from assistant.reader import Reader
+    from assistant.answer.reader import Reader
 
     reader = Reader(Path(args.model), threads=args.threads)
     rows = [json.loads(line) for line in open(args.dev, encoding="utf-8")]

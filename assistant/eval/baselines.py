@@ -22,12 +22,12 @@ from langchain_core.embeddings import Embeddings
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 from rank_bm25 import BM25Okapi
 
-from ..embed import SentenceEmbeddings
 from ..errors import EvalError
-from ..index import HNSW, client_for
-from ..ingest import SourceDocument
+from ..index.embed import SentenceEmbeddings
+from ..index.index import HNSW, client_for
+from ..index.sentences import split_sentences
+from ..ingest.scan import SourceDocument
 from ..records import Answer, Citation
-from ..sentences import split_sentences
 from ..settings import Settings
 
 CHUNK_SIZE, CHUNK_OVERLAP = 1000, 200

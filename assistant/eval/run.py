@@ -21,8 +21,8 @@ from ..errors import (
     EvalError,  # noqa: F401  (importable from here too)
     QuoteMismatch,
 )
-from ..formats import describe as describe_formats
-from ..ingest import SourceDocument, scan
+from ..ingest.formats import describe as describe_formats
+from ..ingest.scan import SourceDocument, scan
 from ..records import Answer
 from ..settings import PROJECT_ROOT, Settings
 from .golden import GoldenQuestion, GoldenSet

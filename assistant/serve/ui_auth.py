@@ -18,7 +18,7 @@ import sys
 
 import gradio as gr
 
-from .errors import AssistantError
+from ..errors import AssistantError
 from .ui_render import escape
 from .users import LoginThrottle, User, UserStore, log
 

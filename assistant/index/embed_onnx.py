@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import new_folder
+from ..atomic import new_folder
 
 log = logging.getLogger(__name__)
 

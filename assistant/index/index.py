@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..errors import IndexStoreError  # noqa: F401  (importable from here too)
+from ..ingest.scan import SourceDocument, page_at
+from ..settings import Settings
 from .chunk import Chunk, chunk_document, content_id
 from .embed import SentenceEmbeddings
-from .errors import IndexStoreError  # noqa: F401  (importable from here too)
-from .ingest import SourceDocument, page_at
 from .sentences import Sentence, split_sentences
-from .settings import Settings
 from .store import Store, client_for, forget_clients, reopened_client  # noqa: F401  (forget_clients: importable from here too)
 
 log = logging.getLogger(__name__)

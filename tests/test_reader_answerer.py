@@ -8,8 +8,8 @@ import random
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.answer_reader import quote_bounds, trim
-from assistant.retrieve import Passage, with_best_of_each
+from assistant.answer.reader_answerer import quote_bounds, trim
+from assistant.answer.retrieve import Passage, with_best_of_each
 
 SEED = "000_aa3b016887bfe7d3.txt"
 
@@ -55,7 +55,7 @@ def test_quote_is_the_whole_sentence_around_the_span_inside_the_passage():
 
 
 def test_a_very_long_sentence_is_quoted_around_the_span_on_word_boundaries():
-    from assistant.answer_reader import MAX_QUOTE_CHARS
+    from assistant.answer.reader_answerer import MAX_QUOTE_CHARS
 
     text = "Intro. " + "word " * 100 + "the answer is QX-1234 here " + "more " * 100 + "end."
     start = text.index("QX-1234")
@@ -75,7 +75,7 @@ def test_trim_drops_stray_edges_only(span, kept):
 
 
 def test_candidates_add_each_retrievers_best_hit():
-    from assistant.chunk import Chunk
+    from assistant.index.chunk import Chunk
 
     def p(i, bm25=None, dense=None):
         return Passage(Chunk(str(i), "a", "d", 0, 1, "x"), 1.0 / (i + 1), bm25_rank=bm25, dense_rank=dense)
@@ -157,7 +157,7 @@ def test_sources_that_differ_are_both_quoted_and_flagged(seed_bot):
     quotes = " ".join(c.quote for c in ans.citations)
     assert ans.disagreement and "Sources differ" in ans.note
     assert "some 3,000" in quotes and "absolutely nowhere near 3,000" in quotes
-    from assistant.ui_render import render_answer
+    from assistant.serve.ui_render import render_answer
 
     assert "Sources differ" in render_answer(ans, 1)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .errors import QuoteMismatch  # noqa: F401  (importable from here too)
-from .records import Answer, Citation
+from ..errors import QuoteMismatch  # noqa: F401  (importable from here too)
+from ..records import Answer, Citation
 
 
 def verify(answer: Answer, source_text: Callable[[str], str | None]) -> Answer:

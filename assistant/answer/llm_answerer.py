@@ -18,13 +18,13 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from ..errors import LLMError, PromptError  # noqa: F401  (importable from here too)
+from ..index.sentences import split_sentences
+from ..records import NOT_FOUND, Citation
 from .cite import locate, make_citation
-from .errors import LLMError, PromptError  # noqa: F401  (importable from here too)
 from .llm import generation_lock
 from .prompts import load_prompt
-from .records import NOT_FOUND, Citation
 from .retrieve import Passage
-from .sentences import split_sentences
 
 MIN_QUOTE_WORDS = 3  # a quote of one or two words ("the army") proves nothing about a claim
 

@@ -12,7 +12,7 @@ import string
 from importlib import resources
 from importlib.resources.abc import Traversable
 
-from .errors import PromptError
+from ..errors import PromptError
 
 PACKAGE = "assistant.prompt_files"
 

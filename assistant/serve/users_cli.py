@@ -7,7 +7,7 @@ import getpass
 import sys
 from pathlib import Path
 
-from .errors import UsageError
+from ..errors import UsageError
 from .users import UserStore, check_name, check_password
 
 
@@ -15,7 +15,7 @@ def users_file(args: argparse.Namespace) -> Path:
     """`--users FILE`, else the `users_file` setting (ASSISTANT_USERS_FILE)."""
     if getattr(args, "users", None):
         return Path(args.users)
-    from .settings import Settings
+    from ..settings import Settings
 
     path = Settings().users_file
     if path is None:

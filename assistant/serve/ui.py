@@ -12,11 +12,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from .atomic import write_file
-from .chat import ChatSession
-from .formats import supported_suffixes
-from .ingest import IngestError, load_file
-from .records import Answer
+from ..atomic import write_file
+from ..chat import ChatSession
+from ..ingest.formats import supported_suffixes
+from ..ingest.scan import IngestError, load_file
+from ..records import Answer
 from .ui_render import answer_parts, documents_table, escape, render_answer, render_question, source_panel
 
 UPLOADS = "uploads"  # the docs folder's subfolder that keeps files uploaded in the page

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import IngestError  # noqa: F401  (importable from here too)
+from ..errors import IngestError  # noqa: F401  (importable from here too)
 from .formats import LOADERS, supported_suffixes
 from .loaders import LoadedText, read_textual_bytes  # noqa: F401  (importable from here too)
 

@@ -18,7 +18,7 @@ import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
-from .settings import Settings
+from ..settings import Settings
 
 # Records per upsert: each call costs ~10 ms of its own; Chroma takes at most 5461.
 BATCH = 4096

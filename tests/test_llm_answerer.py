@@ -6,8 +6,8 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from assistant.cite import verify
-from assistant.generate import (
+from assistant.answer.cite import verify
+from assistant.answer.llm_answerer import (
     AnswerStream,
     PromptError,
     build_messages,

@@ -14,14 +14,14 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..index.index import Index, sentence_id
+from ..index.lexical import LexicalIndex
+from ..index.sentences import Sentence, split_sentences
+from ..index.terms import terms
+from ..records import NOT_FOUND, Answer
 from .cite import make_citation
 from .extract import answer_span
-from .index import Index, sentence_id
-from .lexical import LexicalIndex
-from .records import NOT_FOUND, Answer
 from .retrieve import Passage
-from .sentences import Sentence, split_sentences
-from .terms import terms
 
 # Sentence score weights: a grid search on the SQuAD dev sample found this optimum flat (README);
 # the answerability score is a logistic fit of answerable vs unanswerable on the same evidence.

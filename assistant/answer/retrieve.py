@@ -11,10 +11,10 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
-from .chunk import Chunk
-from .index import Index
-from .lexical import LexicalCache, LexicalIndex
-from .terms import terms
+from ..index.chunk import Chunk
+from ..index.index import Index
+from ..index.lexical import LexicalCache, LexicalIndex
+from ..index.terms import terms
 
 RRF_K = 60
 REFRESH_SECONDS = 1.0

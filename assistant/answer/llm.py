@@ -16,8 +16,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import LLMError  # noqa: F401  (importable from here too)
-from .settings import LLMSpec, Settings, parse_spec  # noqa: F401  (the spec lives with the setting it checks)
+from ..errors import LLMError  # noqa: F401  (importable from here too)
+from ..settings import LLMSpec, Settings, parse_spec  # noqa: F401  (the spec lives with the setting it checks)
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from langchain_text_splitters import TextSplitter
 
-from .ingest import SourceDocument
+from ..ingest.scan import SourceDocument
 from .sentences import split_sentences
 
 logging.getLogger("langchain_text_splitters.base").setLevel(logging.ERROR)

@@ -11,8 +11,8 @@ import html
 import re
 from collections.abc import Callable, Iterator
 
-from .formats import describe as describe_formats
-from .records import Answer, Citation
+from ..ingest.formats import describe as describe_formats
+from ..records import Answer, Citation
 
 CONTEXT_CHARS = 320
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~^$])")

@@ -1,7 +1,7 @@
 """Loaders, one per format: plain text, PDF (text layer, with page starts), DOCX, HTML.
 
 Each loader turns a file into the text that gets indexed and quoted; citations count offsets in
-that text, so the text is built once here and never re-derived. `assistant.formats` maps file
+that text, so the text is built once here and never re-derived. `assistant.ingest.formats` maps file
 suffixes to these loaders.
 """
 
@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import IngestError
+from ..errors import IngestError
 
 PAGE_BREAK = "\n\n"
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")

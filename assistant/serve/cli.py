@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import AssistantError, UsageError  # noqa: F401  (UsageError: importable from here too)
-from .formats import describe as describe_formats
-from .settings import Settings
+from ..errors import AssistantError, UsageError  # noqa: F401  (UsageError: importable from here too)
+from ..ingest.formats import describe as describe_formats
+from ..settings import Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -45,7 +45,7 @@ def explain_settings_error(exc) -> str:
 
 
 def _assistant(args: argparse.Namespace, auto_index: bool = True):
-    from .assistant import Assistant
+    from ..assistant import Assistant
 
     settings = _settings(args)
     bot = Assistant(settings, auto_index=False)
@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_users_parser(sub)
 
     try:
-        from .eval.cli import add_eval_parser
+        from ..eval.cli import add_eval_parser
     except ImportError:
         pass
     else:

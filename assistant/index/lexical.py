@@ -18,7 +18,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from .atomic import new_folder
+from ..atomic import new_folder
 from .chunk import Chunk
 from .terms import terms
 

@@ -15,15 +15,15 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ..index.index import Index
+from ..index.lexical import LexicalIndex
+from ..index.sentences import Sentence, split_sentences
+from ..index.terms import terms
+from ..records import NOT_FOUND, Answer
 from .cite import make_citation
 from .disagree import differ, stated
-from .index import Index
-from .lexical import LexicalIndex
 from .reader import Reader, Reading
-from .records import NOT_FOUND, Answer
 from .retrieve import Passage
-from .sentences import Sentence, split_sentences
-from .terms import terms
 
 # Characters trimmed off a span's ends: the reader's token edges can carry a comma or a bracket.
 _EDGE = " \t\n,;:.!?\"'“”‘’()[]"

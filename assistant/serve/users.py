@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .chat import ChatSession
-from .errors import UsageError, UsersFileError
+from ..chat import ChatSession
+from ..errors import UsageError, UsersFileError
 
-log = logging.getLogger("assistant.users")
+log = logging.getLogger(__name__)
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 8

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from ..errors import EmbeddingModelError  # noqa: F401  (importable from here too)
 from . import embed_onnx
-from .errors import EmbeddingModelError  # noqa: F401  (importable from here too)
 
 
 @lru_cache(maxsize=4)
