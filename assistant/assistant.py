@@ -12,7 +12,7 @@ import numpy as np
 
 from .answer.cite import QuoteMismatch, verify
 from .answer.reader import Reader, bundled_reader_dir, open_reader
-from .answer.reader_answerer import in_context, reader_answer
+from .answer.reader_answerer import ReadPassage, in_context, read_passages, reader_answer
 from .answer.retrieve import HybridRetriever, Passage, with_best_of_each
 from .answer.sentence_answerer import DEFAULT_MIN_CONFIDENCE, extractive_answer
 from .errors import ReaderError, UsageError
@@ -252,24 +252,27 @@ class Assistant:
         if candidates and self.reader is not None:
             calibration = self.reader.meta.get("calibration", {})
 
-            def read(text: str, threshold: float) -> Answer:
-                return reader_answer(self.index, self.reader, candidates, text, calibration, threshold,
-                                     self.settings.max_quotes, self.retriever.lexical())
+            def read(text: str) -> list[ReadPassage]:
+                return read_passages(self.reader, candidates, text, calibration, self.retriever.lexical())
 
-            answer = read(question, self.min_confidence)
+            def answer_from(read_: list[ReadPassage], threshold: float) -> Answer:
+                return reader_answer(self.index, read_, question, threshold, self.settings.max_quotes)
+
+            alone = read(question)
+            answer = answer_from(alone, self.min_confidence)
             follow_up = query != question and bool(history)
             if answer.abstained and follow_up and self.settings.reader_turns:
                 # A follow-up the reader cannot answer alone ("Who reported it?") is read again with
                 # the turn(s) it leans on. Read that way first, the earlier answer drew the reader
                 # back to itself (golden follow-ups over SQuAD articles: 0.90 read alone, 0.40 with it).
-                again = read(in_context(question, history, self.settings.reader_turns), self.min_confidence)
+                again = answer_from(read(in_context(question, history, self.settings.reader_turns)), self.min_confidence)
                 if not again.abstained:
                     answer = again
             if answer.abstained and follow_up and self.settings.followup_min_confidence < self.min_confidence:
                 # A follow-up that leans on the conversation has few words of its own, so the evidence
                 # calibrated on standalone questions is weak even when its passage answers it: it is
-                # judged against its own, lower threshold (see the setting).
-                answer = read(question, self.settings.followup_min_confidence)
+                # judged against its own, lower threshold (see the setting); its reading alone stands.
+                answer = answer_from(alone, self.settings.followup_min_confidence)
             answer.question = question
             return answer
         if passages:

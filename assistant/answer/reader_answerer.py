@@ -167,18 +167,9 @@ def read_passages(reader: Reader, passages: list[Passage], question: str, calibr
     return found
 
 
-def reader_answer(
-    index: Index,
-    reader: Reader,
-    passages: list[Passage],
-    question: str,
-    calibration: dict,
-    min_confidence: float,
-    max_quotes: int,
-    lexical: LexicalIndex,
-) -> Answer:
-    """The answer record (not yet verified: `Assistant` checks every quote before returning it)."""
-    read = read_passages(reader, passages, question, calibration, lexical)
+def reader_answer(index: Index, read: list[ReadPassage], question: str, min_confidence: float, max_quotes: int) -> Answer:
+    """The answer record from the passages as read (`read_passages`), or an abstention below
+    `min_confidence` (not yet verified: `Assistant` checks every quote before returning it)."""
     if not read:
         return Answer(question, NOT_FOUND, True)
     best = read[0]
