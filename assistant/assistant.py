@@ -255,8 +255,8 @@ class Assistant:
             def read(text: str) -> list[ReadPassage]:
                 return read_passages(self.reader, candidates, text, calibration, self.retriever.lexical())
 
-            def answer_from(read_: list[ReadPassage], threshold: float) -> Answer:
-                return reader_answer(self.index, read_, question, threshold, self.settings.max_quotes)
+            def answer_from(read_: list[ReadPassage], threshold: float, weak_evidence: bool = False) -> Answer:
+                return reader_answer(self.index, read_, question, threshold, self.settings.max_quotes, weak_evidence)
 
             alone = read(question)
             answer = answer_from(alone, self.min_confidence)
@@ -272,7 +272,7 @@ class Assistant:
                 # A follow-up that leans on the conversation has few words of its own, so the evidence
                 # calibrated on standalone questions is weak even when its passage answers it: it is
                 # judged against its own, lower threshold (see the setting); its reading alone stands.
-                answer = answer_from(alone, self.settings.followup_min_confidence)
+                answer = answer_from(alone, self.settings.followup_min_confidence, weak_evidence=True)
             answer.question = question
             return answer
         if passages:

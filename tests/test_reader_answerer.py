@@ -8,7 +8,8 @@ import random
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.answer.reader_answerer import quote_bounds, trim
+from assistant.answer.reader import Reading
+from assistant.answer.reader_answerer import ReadPassage, quote_bounds, reader_answer, trim, unsupported
 from assistant.answer.retrieve import Passage, with_best_of_each
 
 SEED = "000_aa3b016887bfe7d3.txt"
@@ -29,6 +30,18 @@ def test_the_reader_is_the_default_answerer(seed_bot):
 def test_questions_the_seed_does_not_answer_abstain(seed_bot, question):
     ans = seed_bot.ask(question)
     assert ans.abstained and not ans.citations, (ans.answer, ans.confidence)
+
+
+@pytest.mark.parametrize(("margin", "quote_coverage", "abstains"), [(-0.4, 0.0, True), (-0.4, 0.2, False), (0.5, 0.0, False)])
+def test_an_answer_only_retrieval_speaks_for_abstains(margin, quote_coverage, abstains):
+    # the reader says "not here" and the quote holds none of the question's terms: however
+    # confident retrieval makes the calibration, nothing backs the answer
+    passage = Passage(chunk=None, score=1.0, dense=0.6, dense_rank=0, bm25_rank=0)  # retrieval: all for it
+    read = ReadPassage(passage=passage, reading=Reading(0, 5, margin, 0.0), rank=0, start=0, end=5,
+                       quote_coverage=quote_coverage, confidence=0.9)
+    assert unsupported(read) is abstains
+    if abstains:
+        assert reader_answer(None, [read], "How much are they paid?", 0.1, 2).abstained
 
 
 def test_reader_off_answers_by_sentence_scoring(seed_index_dir):

@@ -31,11 +31,11 @@ def tiny_squad(path) -> None:
     c3 = "Bramble Island lies two miles offshore. Puffins nest on its northern cliffs every spring."
     data = {"version": "v2.0", "data": [
         {"title": "Carrow", "paragraphs": [
-            para(c1, [qa(1, "When was the lighthouse built?", "1871", c1), qa(2, "How tall is the lighthouse?", "31 metres", c1)]),
+            para(c1, [qa(1, "When was the lighthouse at Carrow Point built?", "1871", c1), qa(2, "How tall is the lighthouse?", "31 metres", c1)]),
             para(c2, [qa(3, "When was the lamp converted to electricity?", "1934", c2),
                       qa(4, "Who paid for the museum?")]),
         ]},
-        {"title": "Bramble", "paragraphs": [para(c3, [qa(5, "What nests on the northern cliffs?", "Puffins", c3)])]},
+        {"title": "Bramble", "paragraphs": [para(c3, [qa(5, "What nests on the cliffs of Bramble Island?", "Puffins", c3)])]},
     ]}
     with gzip.open(path, "wt", encoding="utf-8") as f:
         json.dump(data, f)
@@ -55,6 +55,59 @@ def test_examples_pair_questions_with_passages_that_do_and_do_not_answer(tmp_pat
     own = {e["q"]: e["p"][e["s"] : e["e"]] for e in answers}
     for e in negatives:  # a negative never holds the answer of its own question
         assert e["q"] not in own or own[e["q"]] not in e["p"]
+
+
+def test_swapped_questions_ask_for_a_name_or_number_their_passage_does_not_hold(tmp_path):
+    from train_reader import build_examples, swappable
+
+    tiny_squad(tmp_path / "tiny.json.gz")
+    examples = build_examples(tmp_path / "tiny.json.gz", seed=1, neg_bm25=0.0, neg_article=0.0, chunk_size=120, overlap=0,
+                              neg_swap=1.0)
+    answers = {e["p"]: e for e in examples if e["kind"] == "answer"}
+    swaps = [e for e in examples if e["kind"] == "swap"]
+    # only the questions naming something their passage holds ("Carrow Point", "Bramble Island") are swapped
+    assert len(swaps) == 2 and all(e["s"] == -1 for e in swaps)
+    for e in swaps:
+        original = answers[e["p"]]["q"]
+        changed = [(a.group(), b.group()) for a, b in zip(swappable(original), swappable(e["q"])) if a.group() != b.group()]
+        assert len(changed) == 1, (original, e["q"])
+        old, new = changed[0]
+        assert old.lower() in e["p"].lower() and new.lower() not in e["p"].lower()
+    # with no swaps asked for, the seeded order is the one earlier runs trained on
+    before = build_examples(tmp_path / "tiny.json.gz", seed=1, neg_bm25=1.0, neg_article=1.0, chunk_size=120, overlap=0)
+    again = build_examples(tmp_path / "tiny.json.gz", seed=1, neg_bm25=1.0, neg_article=1.0, chunk_size=120, overlap=0,
+                           neg_swap=0.0)
+    assert before == again
+
+
+def test_the_shipped_reader_loads_back_into_torch_for_further_training():
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    from assistant.answer.reader import MODEL_FILE, TOKENIZER_FILE, Windows, bundled_reader_dir, feeds
+
+    from train_reader import base_model_path, weights_from_onnx
+
+    folder = bundled_reader_dir()
+    model = AutoModelForQuestionAnswering.from_pretrained(base_model_path()).eval()
+    own = model.state_dict()
+    state = weights_from_onnx(folder / MODEL_FILE)
+    assert set(own) - set(state) <= {"bert.embeddings.position_ids"}  # every weight comes back
+    model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)).reshape(own[k].shape) for k, v in state.items()},
+                          strict=False)
+    windows = Windows(folder / TOKENIZER_FILE, 192, 64)
+    passage = "The lighthouse at Carrow Point was built in 1871 by the harbour board. It is 31 metres tall."
+    encs = [per[0] for per in windows.encode_each(["When was the lighthouse built?", "How tall is it?"], [passage, passage])]
+    inputs = feeds(encs, ["input_ids", "attention_mask", "token_type_ids"])
+    onnx_start, onnx_end = ort.InferenceSession(str(folder / MODEL_FILE)).run(None, inputs)
+    with torch.no_grad():
+        out = model(**{k: torch.from_numpy(v) for k, v in inputs.items()})
+    # the int8 model also quantises activations, so logits differ a little, the answer not at all
+    assert np.abs(out.start_logits.numpy() - onnx_start).max() < 1.0
+    assert (out.start_logits.numpy().argmax(1) == onnx_start.argmax(1)).all()
+    assert (out.end_logits.numpy().argmax(1) == onnx_end.argmax(1)).all()
 
 
 def _train(tmp_path, out, *extra):
@@ -82,3 +135,16 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     changed = _train(tmp_path, tmp_path / "parts", "--lr", "1e-3")
     assert changed.returncode != 0 and "other arguments" in changed.stderr
+
+
+@pytest.mark.slow
+def test_a_run_goes_on_from_an_exported_reader(tmp_path):
+    from assistant.answer.reader import bundled_reader_dir
+
+    tiny_squad(tmp_path / "tiny.json.gz")
+    run = _train(tmp_path, tmp_path / "more", "--init", str(bundled_reader_dir()), "--examples", "4", "--neg-swap", "1")
+    assert run.returncode == 0, run.stderr[-2000:]
+    record = json.loads((tmp_path / "more" / "final" / "training.json").read_text())
+    assert record["config"]["init"] and record["init"]["steps"] > 0  # the card can give the whole history
+    bad = _train(tmp_path, tmp_path / "bad", "--init", str(tmp_path))
+    assert bad.returncode != 0 and "reader.onnx" in bad.stderr

