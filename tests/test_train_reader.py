@@ -84,19 +84,15 @@ def test_the_shipped_reader_loads_back_into_torch_for_further_training():
     import numpy as np
     import onnxruntime as ort
     import torch
-    from transformers import AutoModelForQuestionAnswering
 
     from assistant.answer.reader import MODEL_FILE, TOKENIZER_FILE, Windows, bundled_reader_dir, feeds
 
-    from train_reader import base_model_path, weights_from_onnx
+    from train_reader import initial_model, weights_from_onnx
 
     folder = bundled_reader_dir()
-    model = AutoModelForQuestionAnswering.from_pretrained(base_model_path()).eval()
-    own = model.state_dict()
+    model = initial_model(str(folder)).eval()
     state = weights_from_onnx(folder / MODEL_FILE)
-    assert set(own) - set(state) <= {"bert.embeddings.position_ids"}  # every weight comes back
-    model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)).reshape(own[k].shape) for k, v in state.items()},
-                          strict=False)
+    assert set(model.state_dict()) - set(state) <= {"bert.embeddings.position_ids"}  # every weight comes back
     windows = Windows(folder / TOKENIZER_FILE, 192, 64)
     passage = "The lighthouse at Carrow Point was built in 1871 by the harbour board. It is 31 metres tall."
     encs = [per[0] for per in windows.encode_each(["When was the lighthouse built?", "How tall is it?"], [passage, passage])]

@@ -263,23 +263,28 @@ def weights_from_onnx(path: Path) -> dict:
     return state
 
 
-def initial_model(args):
-    """The base model with a new QA head, or (`--init`) an exported reader's weights."""
+def initial_model(init: str = ""):
+    """The base model with a new QA head, or (`init`, an exported reader's folder) its weights."""
     import torch
     from transformers import AutoModelForQuestionAnswering
 
     model = AutoModelForQuestionAnswering.from_pretrained(base_model_path())
-    if args.init:
-        if not (Path(args.init) / MODEL_FILE).is_file() or not (Path(args.init) / META_FILE).is_file():
-            sys.exit(f"error: {args.init} has no {MODEL_FILE} and {META_FILE}; --init takes a folder `export` wrote")
+    if init:
+        if not (Path(init) / MODEL_FILE).is_file() or not (Path(init) / META_FILE).is_file():
+            sys.exit(f"error: {init} has no {MODEL_FILE} and {META_FILE}; --init takes a folder `export` wrote")
         own = model.state_dict()
-        state = weights_from_onnx(Path(args.init) / MODEL_FILE)
+        state = weights_from_onnx(Path(init) / MODEL_FILE)
         missing = sorted(set(own) - set(state) - {"bert.embeddings.position_ids"})
         if missing:
-            sys.exit(f"error: {args.init} lacks {len(missing)} weights ({missing[:3]}…); --init takes a reader this script exported")
+            sys.exit(f"error: {init} lacks {len(missing)} weights ({missing[:3]}…); --init takes a reader this script exported")
         model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)).reshape(own[k].shape) for k, v in state.items() if k in own},
                               strict=False)
     return model
+
+
+def init_history(init: str) -> dict | None:
+    """The training record of the reader a run went on from, so the model card gives the whole history."""
+    return json.loads((Path(init) / META_FILE).read_text()).get("training")
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -314,7 +319,7 @@ def train(args) -> None:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     base = base_model_path()
-    model = initial_model(args)
+    model = initial_model(args.init)
     windows = Windows(Path(base) / TOKENIZER_FILE, args.max_length, args.stride)
     optim = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     sched = get_linear_schedule_with_warmup(optim, int(args.warmup * steps), steps)
@@ -363,8 +368,8 @@ def train(args) -> None:
         return
     model.save_pretrained(out / "final")
     record = {"config": config, "steps": steps, "examples": kinds, "final_loss": ema}
-    if args.init:  # the run this one went on from, so the model card can give the whole history
-        record["init"] = json.loads((Path(args.init) / META_FILE).read_text()).get("training")
+    if args.init:
+        record["init"] = init_history(args.init)
     (out / "final" / "training.json").write_text(json.dumps(record, indent=1))
     print(f"done: {out / 'final'}", file=sys.stderr)
 
@@ -391,7 +396,7 @@ def export(args) -> None:
         model.eval()
         training = {"config": state["config"], "steps": state["step"], "final_loss": state["loss"], "partial": True}
         if state["config"].get("init"):
-            training["init"] = json.loads((Path(state["config"]["init"]) / META_FILE).read_text()).get("training")
+            training["init"] = init_history(state["config"]["init"])
     else:
         model = AutoModelForQuestionAnswering.from_pretrained(src, attn_implementation="eager").eval()
         training = json.loads((src / "training.json").read_text())
