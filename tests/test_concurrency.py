@@ -222,10 +222,12 @@ def run(bot: Assistant, watch: CommitWatch, url: str, originals: dict[str, str],
                 seen = {c.source for c in read()}
                 leaked = seen & watch.uncommitted()
                 assert not leaked, f"chunks of uncommitted documents reached a reader: {sorted(leaked)}"
-            records = bot.index.committed()
             counts = {}
             for c in bot.retriever.lexical().chunks:
                 counts[c.source] = counts.get(c.source, 0) + 1
+            # The records are read after the BM25 index: it may refresh to a newer commit while it
+            # is read, and records read first would not know the documents that commit added.
+            records = bot.index.committed()
             partial = {s: (n, records.get(s, {}).get("chunks")) for s, n in counts.items() if n != records.get(s, {}).get("chunks")}
             assert not partial, f"documents the retriever sees only in part (seen, committed chunks): {partial}"
             threading.Event().wait(0.05)

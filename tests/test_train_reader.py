@@ -1,5 +1,5 @@
 """tools/train_reader.py on a tiny slice: examples built the way the reader is used, a few steps,
-an interrupted run that resumes to the very weights of an uninterrupted one."""
+an interrupted run that resumes to the very weights of an uninterrupted one, weight averages."""
 
 from __future__ import annotations
 
@@ -104,6 +104,32 @@ def test_the_shipped_reader_loads_back_into_torch_for_further_training():
     assert np.abs(out.start_logits.numpy() - onnx_start).max() < 1.0
     assert (out.start_logits.numpy().argmax(1) == onnx_start.argmax(1)).all()
     assert (out.end_logits.numpy().argmax(1) == onnx_end.argmax(1)).all()
+
+
+def test_average_weighs_the_weights_of_runs_and_exported_readers(tmp_path):
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from assistant.answer.reader import bundled_reader_dir
+
+    from train_reader import initial_model, main
+
+    for name, init in (("shipped", str(bundled_reader_dir())), ("base", "")):
+        initial_model(init).save_pretrained(tmp_path / name / "final")  # a finished run's folder
+        (tmp_path / name / "final" / "training.json").write_text(json.dumps({"steps": len(name)}))
+    main(["average", str(tmp_path / "shipped"), str(tmp_path / "base"), "--weights", "0.25", "0.75", "--out", str(tmp_path / "soup")])
+    a, b, soup = (load_file(tmp_path / n / "final" / "model.safetensors") for n in ("shipped", "base", "soup"))
+    assert all(np.allclose(soup[k], 0.25 * a[k] + 0.75 * b[k], atol=1e-6) for k in a if k != "bert.embeddings.position_ids")
+    record = json.loads((tmp_path / "soup" / "final" / "training.json").read_text())["average"]
+    assert [(r["weight"], r["training"]["steps"]) for r in record] == [(0.25, 7), (0.75, 4)]
+    # an exported reader is read back through its int8 weights, which the run above was made from
+    main(["average", str(bundled_reader_dir()), str(tmp_path / "shipped"), "--out", str(tmp_path / "same")])
+    same = load_file(tmp_path / "same" / "final" / "model.safetensors")
+    assert all(np.allclose(same[k], a[k], atol=1e-6) for k in a if k != "bert.embeddings.position_ids")
+    with pytest.raises(SystemExit, match="summing to 1"):
+        main(["average", str(tmp_path / "shipped"), str(tmp_path / "base"), "--weights", "0.5", "0.6", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="neither a finished run"):
+        main(["average", str(tmp_path), "--out", str(tmp_path / "x")])
 
 
 def _train(tmp_path, out, *extra):

@@ -2,6 +2,7 @@
 
     python tools/train_reader.py train  [--examples N] [--out build/reader]   # resumes if interrupted
     python tools/train_reader.py export [--out build/reader] [--to assistant/models/reader]
+    python tools/train_reader.py average build/reader2 build/reader3 --out build/soup      # then export
     python tools/train_reader.py evaluate [--model assistant/models/reader]
 
 The base is the bundled all-MiniLM-L6-v2 with a new start/end head (SQuAD 2.0 style: the [CLS]
@@ -374,6 +375,46 @@ def train(args) -> None:
     print(f"done: {out / 'final'}", file=sys.stderr)
 
 
+def trained_weights(folder: Path) -> tuple[dict, dict]:
+    """(state dict, training record) of a finished run (`--out`, its final/) or of an exported
+    reader (its int8 weights dequantised), as numpy arrays."""
+    from safetensors.numpy import load_file
+
+    if (folder / "final" / "model.safetensors").is_file():
+        return load_file(folder / "final" / "model.safetensors"), json.loads((folder / "final" / "training.json").read_text())
+    if (folder / MODEL_FILE).is_file() and (folder / META_FILE).is_file():
+        return weights_from_onnx(folder / MODEL_FILE), init_history(str(folder)) or {}
+    sys.exit(f"error: {folder} is neither a finished run (final/model.safetensors) nor an exported reader ({MODEL_FILE})")
+
+
+def average(args) -> None:
+    """A weight average of readers of one lineage (a later stage with the one it went on from).
+
+    Further training on SQuAD can read SQuAD better and other text worse; averaging fine-tuned
+    weights with those they started from tends to keep the first and give back the second
+    (Wortsman et al. 2022, "Robust fine-tuning of zero-shot models"). The average of stages 2 and 3
+    is measured in the README's evaluation section; it was not shipped."""
+    import torch
+
+    folders = [Path(m) for m in args.models]
+    weights = args.weights or [1.0 / len(folders)] * len(folders)
+    if len(weights) != len(folders) or abs(sum(weights) - 1.0) > 1e-6 or min(weights) < 0:
+        sys.exit("error: --weights takes one non-negative weight a model, summing to 1")
+    loaded = [trained_weights(f) for f in folders]
+    model = initial_model()
+    own = {k: v for k, v in model.state_dict().items() if k != "bert.embeddings.position_ids"}
+    if any(set(own) - set(state) for state, _ in loaded):
+        sys.exit("error: a model lacks some of the reader's weights; average readers this script trained or exported")
+    mean = {k: sum(w * np.asarray(state[k], dtype=np.float32).reshape(v.shape) for w, (state, _) in zip(weights, loaded))
+            for k, v in own.items()}
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in mean.items()}, strict=False)
+    final = Path(args.out) / "final"
+    model.save_pretrained(final)
+    record = {"average": [{"model": str(f), "weight": w, "training": t} for f, w, (_, t) in zip(folders, weights, loaded)]}
+    (final / "training.json").write_text(json.dumps(record, indent=1))
+    print(f"done: {final} (export it with: export --out {args.out})", file=sys.stderr)
+
+
 # Export -------------------------------------------------------------------------------------------
 
 
@@ -547,13 +588,17 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--to", default=str(ROOT / "assistant" / "models" / "reader"))
     e.add_argument("--fp32", action="store_true", help="skip int8 quantisation")
     e.add_argument("--checkpoint", action="store_true", help="export the last checkpoint of an unfinished run")
+    a = sub.add_parser("average", help="average the weights of readers of one lineage into --out's final/ (then export it)")
+    a.add_argument("models", nargs="+", help="finished runs (their --out folder) or exported readers")
+    a.add_argument("--weights", type=float, nargs="+", help="one a model, summing to 1 (default: equal)")
+    a.add_argument("--out", required=True)
     v = sub.add_parser("evaluate", help="the reader alone on each dev question's gold paragraph")
     v.add_argument("--model", default=str(ROOT / "assistant" / "models" / "reader"))
     v.add_argument("--dev", default=str(DEV))
     v.add_argument("--limit", type=int, default=0)
     v.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    {"train": train, "export": export, "evaluate": evaluate}[args.command](args)
+    {"train": train, "average": average, "export": export, "evaluate": evaluate}[args.command](args)
 
 
 if __name__ == "__main__":
