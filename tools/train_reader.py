@@ -266,21 +266,37 @@ def weights_from_onnx(path: Path) -> dict:
 
 def initial_model(init: str = ""):
     """The base model with a new QA head, or (`init`, an exported reader's folder) its weights."""
-    import torch
     from transformers import AutoModelForQuestionAnswering
 
     model = AutoModelForQuestionAnswering.from_pretrained(base_model_path())
     if init:
         if not (Path(init) / MODEL_FILE).is_file() or not (Path(init) / META_FILE).is_file():
             sys.exit(f"error: {init} has no {MODEL_FILE} and {META_FILE}; --init takes a folder `export` wrote")
-        own = model.state_dict()
-        state = weights_from_onnx(Path(init) / MODEL_FILE)
-        missing = sorted(set(own) - set(state) - {"bert.embeddings.position_ids"})
-        if missing:
-            sys.exit(f"error: {init} lacks {len(missing)} weights ({missing[:3]}…); --init takes a reader this script exported")
-        model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)).reshape(own[k].shape) for k, v in state.items() if k in own},
-                              strict=False)
+        load_weights(model, weights_from_onnx(Path(init) / MODEL_FILE), init)
     return model
+
+
+def own_weights(model) -> dict:
+    """The model's weights by name, without the position ids (a buffer, not learnt)."""
+    return {k: v for k, v in model.state_dict().items() if k != "bert.embeddings.position_ids"}
+
+
+def require_weights(own: dict, state: dict, source: str) -> None:
+    """A weight `source` lacks is an error, not a silently fresh one."""
+    missing = sorted(set(own) - set(state))
+    if missing:
+        sys.exit(f"error: {source} lacks {len(missing)} weights ({missing[:3]}…); give a reader this script trained or exported")
+
+
+def load_weights(model, state: dict, source: str) -> None:
+    """Load `state` (arrays by name, as `weights_from_onnx` or safetensors give them) into `model`,
+    each reshaped to its weight."""
+    import torch
+
+    own = own_weights(model)
+    require_weights(own, state, source)
+    model.load_state_dict({k: torch.from_numpy(np.asarray(state[k], dtype=np.float32)).reshape(v.shape) for k, v in own.items()},
+                          strict=False)
 
 
 def init_history(init: str) -> dict | None:
@@ -394,20 +410,18 @@ def average(args) -> None:
     weights with those they started from tends to keep the first and give back the second
     (Wortsman et al. 2022, "Robust fine-tuning of zero-shot models"). The average of stages 2 and 3
     is measured in the README's evaluation section; it was not shipped."""
-    import torch
-
     folders = [Path(m) for m in args.models]
     weights = args.weights or [1.0 / len(folders)] * len(folders)
     if len(weights) != len(folders) or abs(sum(weights) - 1.0) > 1e-6 or min(weights) < 0:
         sys.exit("error: --weights takes one non-negative weight a model, summing to 1")
     loaded = [trained_weights(f) for f in folders]
     model = initial_model()
-    own = {k: v for k, v in model.state_dict().items() if k != "bert.embeddings.position_ids"}
-    if any(set(own) - set(state) for state, _ in loaded):
-        sys.exit("error: a model lacks some of the reader's weights; average readers this script trained or exported")
+    own = own_weights(model)
+    for f, (state, _) in zip(folders, loaded):
+        require_weights(own, state, str(f))
     mean = {k: sum(w * np.asarray(state[k], dtype=np.float32).reshape(v.shape) for w, (state, _) in zip(weights, loaded))
             for k, v in own.items()}
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in mean.items()}, strict=False)
+    load_weights(model, mean, "the average")
     final = Path(args.out) / "final"
     model.save_pretrained(final)
     record = {"average": [{"model": str(f), "weight": w, "training": t} for f, w, (_, t) in zip(folders, weights, loaded)]}
