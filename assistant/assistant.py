@@ -261,18 +261,22 @@ class Assistant:
             alone = read(question)
             answer = answer_from(alone, self.min_confidence)
             follow_up = query != question and bool(history)
+            in_context_read: list[ReadPassage] = []
             if answer.abstained and follow_up and self.settings.reader_turns:
                 # A follow-up the reader cannot answer alone ("Who reported it?") is read again with
                 # the turn(s) it leans on. Read that way first, the earlier answer drew the reader
                 # back to itself (golden follow-ups over SQuAD articles: 0.90 read alone, 0.40 with it).
-                again = answer_from(read(in_context(question, history, self.settings.reader_turns)), self.min_confidence)
+                in_context_read = read(in_context(question, history, self.settings.reader_turns))
+                again = answer_from(in_context_read, self.min_confidence)
                 if not again.abstained:
                     answer = again
             if answer.abstained and follow_up and self.settings.followup_min_confidence < self.min_confidence:
                 # A follow-up that leans on the conversation has few words of its own, so the evidence
                 # calibrated on standalone questions is weak even when its passage answers it: it is
-                # judged against its own, lower threshold (see the setting); its reading alone stands.
-                answer = answer_from(alone, self.settings.followup_min_confidence, weak_evidence=True)
+                # judged against its own, lower threshold (see the setting), by the more confident of
+                # its readings (the reader was trained on follow-ups read with their earlier turn).
+                best = max((r for r in (alone, in_context_read) if r), key=lambda r: r[0].confidence, default=alone)
+                answer = answer_from(best, self.settings.followup_min_confidence, weak_evidence=True)
             answer.question = question
             return answer
         if passages:

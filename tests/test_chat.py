@@ -115,9 +115,6 @@ def report(name: str, first: list[bool], follow: list[bool]) -> tuple[float, flo
     return f, u
 
 
-@pytest.mark.xfail(strict=True, reason="open (conversation issue): with the reader, 'Where were they deployed when "
-                   "they deserted?' is answered 'Russian frontline' from the desertion sentence, so seed follow-ups "
-                   "score 0.82 against 1.00 for first turns (bar: within 0.05)")
 def test_golden_conversations_over_the_seed(seed_bot):
     first, follow = run_conversations(seed_bot, GOLDEN / "conversations-seed.jsonl")
     f, u = report("seed conversations", first, follow)

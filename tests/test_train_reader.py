@@ -80,6 +80,41 @@ def test_swapped_questions_ask_for_a_name_or_number_their_passage_does_not_hold(
     assert before == again
 
 
+def test_pronominal_says_what_the_earlier_turn_named_as_a_pronoun():
+    from train_reader import pronominal
+
+    paragraph = "Luther went to Erfurt. He studied law there, and his father wanted him to be a lawyer."
+    assert pronominal("How did Luther describe the University of Erfurt?", "Where did Martin Luther go to school? Erfurt",
+                      paragraph) == "How did he describe the University of Erfurt?"
+    assert pronominal("When was Kinect announced?", "How did Microsoft describe Kinect? a controller", "") == "When was it announced?"
+    assert pronominal("What was Marie Curie's first discovery?", "Where was Marie Curie born? Warsaw",
+                      "She was a physicist. She won two Nobel Prizes; her work mattered.") == "What was her first discovery?"
+    # a phrase that goes on is not replaced in part, and nothing shared is nothing replaced
+    assert pronominal("How tall is the Bank of America Tower?", "Which bank was founded in 1904?", "") is None
+    assert pronominal("How tall is the lighthouse?", "What nests on Bramble Island? Puffins", "") is None
+
+
+def test_history_reads_a_question_after_the_paragraphs_previous_turn(tmp_path):
+    from train_reader import build_examples
+
+    tiny_squad(tmp_path / "tiny.json.gz")
+    plain = build_examples(tmp_path / "tiny.json.gz", seed=1, neg_bm25=1.0, neg_article=1.0, chunk_size=120, overlap=0)
+    examples = build_examples(tmp_path / "tiny.json.gz", seed=1, neg_bm25=1.0, neg_article=1.0, chunk_size=120, overlap=0,
+                              history=1.0)
+    asked = {e["q"] for e in examples}
+    # the second question of a paragraph comes after the first and its answer (a question the
+    # earlier turn had no answer to comes after that question alone)
+    second = [q for q in asked if q.startswith("When was the lighthouse at Carrow Point built? 1871 ")]
+    assert second and all(q.endswith(("How tall is the lighthouse?", "How tall is it?")) for q in second)
+    assert any(q.startswith("When was the lamp converted to electricity? 1934 ") and q.endswith("Who paid for the museum?") for q in asked)
+    # first questions have no earlier turn; spans still point at the answers
+    assert "When was the lighthouse at Carrow Point built?" in asked
+    assert {e["p"][e["s"] : e["e"]] for e in examples if e["kind"] == "answer"} == {"1871", "31 metres", "1934", "Puffins"}
+    assert len(examples) == len(plain)
+    assert build_examples(tmp_path / "tiny.json.gz", seed=1, neg_bm25=1.0, neg_article=1.0, chunk_size=120, overlap=0,
+                          history=0.0) == plain  # none asked for: the seeded order earlier runs trained on
+
+
 def test_the_shipped_reader_loads_back_into_torch_for_further_training():
     import numpy as np
     import onnxruntime as ort

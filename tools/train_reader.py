@@ -21,6 +21,13 @@ chunker, and each question is paired with
   paired with the same chunk (SQuAD has few unanswerable questions, and a look-alike passage that
   holds another name's fact must not answer for the asked-for name).
 
+With `--history`, that share of the questions that have an earlier question about their paragraph
+is asked as a follow-up, the way the assistant's reader reads one in a conversation: after the
+earlier question and its answer, and (four times in five) with what the question shares with them
+said as a pronoun ("How did Luther describe Erfurt?" after "Where did Martin Luther go to school?
+Erfurt" becomes "... How did he describe Erfurt?"). Every example of that question (its answer and
+its negatives) is asked that way.
+
 `--init` starts from an exported reader instead of the base model, so training can go on from the
 reader in the repository after the run that made it (and its git-ignored checkpoint) is gone.
 
@@ -78,11 +85,80 @@ def swapped(question: str, passage: str, pool: dict[str, list[tuple[int, str]]],
     return None
 
 
+_PRONOUNS = {"he": ("he", "him", "his"), "she": ("she", "her", "her"), "it": ("it", "it", "its"), "they": ("they", "them", "their")}
+_SUBJECTS = frozenset({"nsubj", "nsubjpass", "csubj", "expl"})
+
+
+def _plain(text: str) -> str:
+    import unicodedata
+
+    return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[^\W_]+", _plain(text)))
+
+
+def _family(root, paragraph: str) -> str:
+    """he or she for a person (whichever the paragraph says more), they for a plural or a people, else it."""
+    if root.ent_type_ == "PERSON":
+        low = f" {_plain(paragraph)} "
+        he, she = (sum(low.count(f" {w} ") for w in set(_PRONOUNS[f])) for f in ("he", "she"))
+        return "she" if she > he else "he"
+    return "they" if root.tag_ in ("NNS", "NNPS") or root.ent_type_ == "NORP" else "it"
+
+
+def pronominal(question: str, history: str, paragraph: str) -> str | None:
+    """The question with its first noun phrase (or possessor) that the earlier turn (`history`)
+    also says replaced by a pronoun, as a follow-up asks it ("When did Beyoncé leave…?" after a
+    question about Beyoncé: "When did she leave…?"); None when it shares none."""
+    from assistant.answer.extract import parse
+
+    said = f" {_words(history)} "
+
+    def shared(tokens) -> bool:
+        key = _words(" ".join(t.text for t in tokens if t.dep_ != "det" and not t.is_punct))
+        return bool(key) and f" {key} " in said
+
+    doc = parse(question)
+    found = []  # (start char, end char, pronoun)
+    for t in doc:  # possessors: "Beyoncé's first album" → "her first album"
+        if t.dep_ == "poss" and t.tag_ in ("NNP", "NNPS", "NN", "NNS") and t.i + 1 < len(doc) and doc[t.i + 1].tag_ == "POS":
+            span = doc[t.left_edge.i : t.i + 1]
+            if shared(span) and (span.start == 0 or doc[span.start - 1].lower_ != "of"):
+                found.append((span.start_char, doc[t.i + 1].idx + len(doc[t.i + 1]), _PRONOUNS[_family(t, paragraph)][2]))
+    for chunk in doc.noun_chunks:
+        if any(t.tag_ in ("WP", "WDT", "WP$", "PRP", "PRP$") or t.dep_ == "poss" for t in chunk):
+            continue
+        whole = doc[chunk.start : chunk.root.right_edge.i + 1]  # "the Bank" of "the Bank of America Tower"
+        if shared(whole):
+            chunk = whole
+        elif not shared(chunk) or (chunk.end < len(doc) and (doc[chunk.end].lower_ == "of" or doc[chunk.end].pos_ in ("NOUN", "PROPN", "NUM"))):
+            continue  # a phrase that goes on ("the Bank of…", "vitamin A deficiency") is not replaced in part
+        forms = _PRONOUNS[_family(chunk.root, paragraph)]
+        found.append((chunk.start_char, chunk.end_char, forms[0] if chunk.root.dep_ in _SUBJECTS else forms[1]))
+    if not found:
+        return None
+    start, end, pronoun = min(found)
+    return question[:start] + (pronoun.capitalize() if start == 0 else pronoun) + question[end:]
+
+
+def conversational(question: str, previous: tuple[str, str | None], paragraph: str, rng: random.Random) -> str:
+    """The question as the assistant's reader reads a follow-up (`in_context` of
+    `assistant/answer/reader_answerer.py`): the previous question, its short answer (none when it
+    had none), then the question, most often with what it shares with them said as a pronoun."""
+    prev_q, prev_a = previous
+    history = " ".join(x for x in (prev_q, prev_a) if x)
+    if rng.random() < 0.8:
+        question = pronominal(question, history, paragraph) or question
+    return f"{history} {question}"
+
+
 # Examples -----------------------------------------------------------------------------------------
 
 
 def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, chunk_size: int, overlap: int,
-                   neg_swap: float = 0.0) -> list[dict]:
+                   neg_swap: float = 0.0, history: float = 0.0) -> list[dict]:
     """Every training example, in the seeded order training consumes them."""
     import bm25s
 
@@ -93,18 +169,22 @@ def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, c
         articles = json.load(f)["data"]
     splitter = SentenceTextSplitter(chunk_size=chunk_size, chunk_overlap=min(overlap, chunk_size // 2))
     chunks: list[tuple[int, int, int, str]] = []  # (article, start, end, text)
-    questions = []  # (article, question, [(start, end)] in article text, [answer texts], paragraph span)
+    texts_by_article: list[str] = []
+    questions = []  # (article, question, [(start, end)] in article text, [answer texts], paragraph span, previous turn)
     for a, article in enumerate(articles):
         parts, offset = [], 0
         for para in article["paragraphs"]:
             ctx = para["context"]
+            previous = None  # the question asked before this one about the paragraph, and its answer
             for qa in para["qas"]:
                 answers = [] if qa.get("is_impossible") else qa["answers"]
                 spans = [(offset + x["answer_start"], offset + x["answer_start"] + len(x["text"])) for x in answers]
-                questions.append((a, qa["question"], spans, [x["text"] for x in answers], (offset, offset + len(ctx))))
+                questions.append((a, qa["question"], spans, [x["text"] for x in answers], (offset, offset + len(ctx)), previous))
+                previous = (qa["question"].strip(), answers[0]["text"] if answers else None)
             parts.append(ctx)
             offset += len(ctx) + 2
         text = "\n\n".join(parts)
+        texts_by_article.append(text)
         for piece in splitter.create_documents([text]):
             start = piece.metadata["start_index"]
             chunks.append((a, start, start + len(piece.page_content), piece.page_content))
@@ -132,30 +212,33 @@ def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, c
         return not any(t.lower() in low for t in answers)
 
     for q in questions:
-        a, question, spans, texts, (p_start, p_end) = q
+        a, question, spans, texts, (p_start, p_end), previous = q
         own = by_article[a]
+        asked = question
+        if history and previous and rng.random() < history:  # no draw at 0: older orders hold
+            asked = conversational(question, previous, texts_by_article[a][p_start:p_end], rng)
         if not spans:  # unanswerable: its own paragraph's chunks say nothing
             for i in own:
                 if chunks[i][1] < p_end and chunks[i][2] > p_start:
-                    examples.append({"q": question, "p": chunks[i][3], "s": -1, "e": -1, "kind": "unanswerable"})
+                    examples.append({"q": asked, "p": chunks[i][3], "s": -1, "e": -1, "kind": "unanswerable"})
             continue
         start, end = spans[0]
         holding = [i for i in own if chunks[i][1] <= start and end <= chunks[i][2]]
         held = rng.choice(holding) if holding else None
         if held is not None:
             i = held
-            examples.append({"q": question, "p": chunks[i][3], "s": start - chunks[i][1], "e": end - chunks[i][1], "kind": "answer"})
+            examples.append({"q": asked, "p": chunks[i][3], "s": start - chunks[i][1], "e": end - chunks[i][1], "kind": "answer"})
         if rng.random() < neg_bm25:
             for i in hard[id(q)]:
                 i = int(i)
                 if lacks(i, texts):
-                    examples.append({"q": question, "p": chunks[i][3], "s": -1, "e": -1, "kind": "bm25"})
+                    examples.append({"q": asked, "p": chunks[i][3], "s": -1, "e": -1, "kind": "bm25"})
                     break
         if rng.random() < neg_article:
             others = [i for i in own if lacks(i, texts)]
             if others:
                 i = rng.choice(others)
-                examples.append({"q": question, "p": chunks[i][3], "s": -1, "e": -1, "kind": "article"})
+                examples.append({"q": asked, "p": chunks[i][3], "s": -1, "e": -1, "kind": "article"})
         if neg_swap and held is not None and rng.random() < neg_swap:  # no draw at 0: older orders hold
             other = swapped(question, chunks[held][3], pool, a, rng)
             if other:
@@ -166,12 +249,13 @@ def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, c
 
 def load_examples(args) -> list[dict]:
     key = f"v{EXAMPLES_FORMAT}-s{args.seed}-b{args.neg_bm25}-a{args.neg_article}-w{args.neg_swap}-c{args.chunk_size}o{args.overlap}"
+    key += f"-h{args.history}" if args.history else ""
     path = Path(args.out) / f"examples-{key}.jsonl.gz"
     if path.exists():
         with gzip.open(path, "rt", encoding="utf-8") as f:
             return [json.loads(line) for line in f]
     examples = build_examples(Path(args.data), args.seed, args.neg_bm25, args.neg_article, args.chunk_size, args.overlap,
-                              args.neg_swap)
+                              args.neg_swap, args.history)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with gzip.open(tmp, "wt", encoding="utf-8") as f:
@@ -591,6 +675,9 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--neg-bm25", type=float, default=0.35)
     t.add_argument("--neg-article", type=float, default=0.15)
     t.add_argument("--neg-swap", type=float, default=0.0, help="share of answerable questions also asked with a swapped name or number")
+    t.add_argument("--history", type=float, default=0.0,
+                   help="share of questions read as a follow-up: after the paragraph's previous question and answer, "
+                   "most often with what they share said as a pronoun")
     t.add_argument("--init", default="", metavar="DIR", help="start from this exported reader (its reader.onnx) instead of the base model")
     t.add_argument("--seed", type=int, default=13)
     t.add_argument("--save-every", type=int, default=50, help="steps between checkpoints")
