@@ -263,7 +263,11 @@ def run(bot: Assistant, watch: CommitWatch, url: str, originals: dict[str, str],
     assert any({c[0] for c in a["cited"]} & set(new) for a in during), "no answer during the run cited a document the run had added"
     check(bot, answers, originals)
 
-    # After the run every new document answers its own first sentence, through the app.
+    # After the run every new document answers its own first sentence, through the app. The app
+    # reads the committed state again at most once a second (`HybridRetriever.lexical`), so a
+    # question asked within that second of the run's last commit could still search the BM25
+    # index of the commit before: "after the run" starts once the app has read the last one.
+    bot.retriever.invalidate()
     answers.clear()
     todo = sorted(new)
 
