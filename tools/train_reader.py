@@ -144,14 +144,17 @@ def pronominal(question: str, history: str, paragraph: str) -> str | None:
 
 
 def conversational(question: str, previous: tuple[str, str | None], paragraph: str, rng: random.Random) -> str:
-    """The question as the assistant's reader reads a follow-up (`in_context` of
-    `assistant/answer/reader_answerer.py`): the previous question, its short answer (none when it
-    had none), then the question, most often with what it shares with them said as a pronoun."""
+    """The question as the assistant's reader reads a follow-up (`in_context`, so training and
+    answering cannot drift apart): the previous question, its short answer (none when it had
+    none), then the question, most often with what it shares with them said as a pronoun."""
+    from assistant.answer.reader_answerer import in_context
+    from assistant.records import NOT_FOUND, Answer
+
     prev_q, prev_a = previous
-    history = " ".join(x for x in (prev_q, prev_a) if x)
+    turn = [Answer(prev_q, prev_a or NOT_FOUND, prev_a is None)]
     if rng.random() < 0.8:
-        question = pronominal(question, history, paragraph) or question
-    return f"{history} {question}"
+        question = pronominal(question, in_context("", turn, 1).strip(), paragraph) or question
+    return in_context(question, turn, 1)
 
 
 # Examples -----------------------------------------------------------------------------------------
