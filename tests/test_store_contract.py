@@ -185,11 +185,14 @@ def test_half_written_document_is_invisible(store, corpus):
     # The first step of Index._write_group, stopped before the document record (the commit mark).
     vectors = index.embeddings.embed_documents([c.text for c in chunks])
     index.chunks.upsert([c.id for c in chunks], vectors, [chunk_record(c) for c in chunks])
-    # The store holds it (a server may take a moment to make a write searchable) ...
+    # The store holds it ...
+    assert index.chunks.get(ids=[c.id for c in chunks], include=[])["ids"] == [c.id for c in chunks]
+    # ... and, almost always, its vector search finds it: a server may take a moment to make a write
+    # searchable, and once in a full CI run the embedded store did not within 10 s. Whether or not
+    # it does, the retriever below must not show it.
     deadline = time.monotonic() + 10
     while top_dense_id(index, doc.text) != chunks[0].id and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert top_dense_id(index, doc.text) == chunks[0].id
     assert "half.txt" not in index.committed()  # ... but nothing a reader uses shows it
     assert all(c.source != "half.txt" for c in index.all_chunks())
     passages = HybridRetriever(index=index, k=5).search("zeppelin Graf Quokka marmalade jars Oulu")
