@@ -13,7 +13,7 @@ import numpy as np
 from .answer.cite import QuoteMismatch, verify
 from .answer.reader import Reader, bundled_reader_dir, open_reader
 from .answer.reader_answerer import ReadPassage, in_context, read_passages, reader_answer
-from .answer.retrieve import HybridRetriever, Passage, with_best_of_each
+from .answer.retrieve import HybridRetriever, Passage, conversation_document, conversation_evidence, with_best_of_each
 from .answer.sentence_answerer import DEFAULT_MIN_CONFIDENCE, extractive_answer
 from .errors import ReaderError, UsageError
 from .index.embed import SentenceEmbeddings
@@ -187,11 +187,15 @@ class Assistant:
             qvec, own = self.embeddings.encode([query, question])
             judge = (qvec + own) / np.linalg.norm(qvec + own)
         k = k or self.settings.k
-        anchor = next((turn.citations[0].source for turn in reversed(history or []) if turn.citations), None)
+        # Only a follow-up that leans on earlier turns is drawn to the conversation's document; a
+        # question that stands on its own is answered as if asked alone: it may have left that
+        # document, and in a chat about the seed, reading it again turned an abstention (the
+        # asked-for fact is not there) into a confident wrong answer.
+        conversation = conversation_evidence(history or [], k) if query != question else {}
         for attempt in range(2):
-            passages, candidates = self._passages(query, k, qvec, anchor)
+            passages, candidates, about = self._passages(query, k, qvec, conversation)
             try:
-                answer = self._extractive(question, query, passages, candidates, qvec, judge, history or [])
+                answer = self._extractive(question, query, passages, candidates, qvec, judge, history or [], about)
                 verify(answer, self.index.document_text)
                 break
             except QuoteMismatch:
@@ -216,51 +220,57 @@ class Assistant:
         current = self.index.current_digests(p.chunk.source for p in passages)
         return any(current.get(p.chunk.source) != p.chunk.digest for p in passages)
 
-    def _passages(self, query: str, k: int, qvec: np.ndarray, anchor: str | None = None) -> tuple[list[Passage], list[Passage]]:
-        """The top `k` passages to show, and the ones the reader reads (with `anchor`, the document
-        a conversation is about, its best passages too), all of documents as committed now: a
+    def _passages(self, query: str, k: int, qvec: np.ndarray, conversation: dict[str, float] | None = None
+                  ) -> tuple[list[Passage], list[Passage], str | None]:
+        """The top `k` passages to show, the ones the reader reads and, in a conversation (whose
+        earlier turns point at documents with the weights `conversation`), the document it is about,
+        whose best passages the reader reads too. All are of documents as committed now: a
         passage of a version another process has replaced since this process last refreshed its
         lexical index is searched again, never quoted at old offsets."""
-        passages, candidates = self._search(query, k, qvec, anchor)
+        passages, candidates, about = self._search(query, k, qvec, conversation)
         current = self.index.current_digests(p.chunk.source for p in candidates)
         if any(current.get(p.chunk.source) != p.chunk.digest for p in candidates):
             self.retriever.invalidate()  # rebuilds the lexical index from what is committed now
-            passages, candidates = self._search(query, k, qvec, anchor)
+            passages, candidates, about = self._search(query, k, qvec, conversation)
             current = self.index.current_digests(p.chunk.source for p in candidates)
         return (
             [p for p in passages if current.get(p.chunk.source) == p.chunk.digest],
             [p for p in candidates if current.get(p.chunk.source) == p.chunk.digest],
+            about,
         )
 
-    def _search(self, query: str, k: int, qvec: np.ndarray, anchor: str | None = None) -> tuple[list[Passage], list[Passage]]:
+    def _search(self, query: str, k: int, qvec: np.ndarray, conversation: dict[str, float] | None = None
+                ) -> tuple[list[Passage], list[Passage], str | None]:
         if self.reader is None:
             passages = self.retrieve(query, k, qvec)
-            return passages, passages
+            return passages, passages, None
         n, each, near = self.settings.reader_passages, self.settings.reader_each, self.settings.reader_anchor
-        if anchor is None or not near:
+        if not conversation or not near:
             pool = self.retriever.search(query, max(k, n), query_vector=qvec.tolist(), best_of_each=each)
-            return pool[:k], with_best_of_each(pool, n, each)
+            return pool[:k], with_best_of_each(pool, n, each), None
         ranked = self.retriever.ranked(query, qvec.tolist())
         candidates = with_best_of_each(ranked, n, each)
+        about = conversation_document(conversation, ranked, k)
         chosen = {id(p) for p in candidates}
-        candidates += [p for p in ranked if p.chunk.source == anchor and id(p) not in chosen][:near]
-        return ranked[:k], candidates
+        candidates += [p for p in ranked if p.chunk.source == about and id(p) not in chosen][:near]
+        return ranked[:k], candidates, about
 
     def _extractive(self, question: str, query: str, passages: list[Passage], candidates: list[Passage],
-                    qvec: np.ndarray, judge: np.ndarray, history: list[Answer]) -> Answer:
+                    qvec: np.ndarray, judge: np.ndarray, history: list[Answer], about: str | None = None) -> Answer:
         """The reader's answer, or sentence scoring's with the reader off."""
         if candidates and self.reader is not None:
             calibration = self.reader.meta.get("calibration", {})
+            follow_up = query != question and bool(history)
+            prior = self.settings.reader_anchor_prior
 
             def read(text: str) -> list[ReadPassage]:
-                return read_passages(self.reader, candidates, text, calibration, self.retriever.lexical())
+                return read_passages(self.reader, candidates, text, calibration, self.retriever.lexical(), about, prior)
 
             def answer_from(read_: list[ReadPassage], threshold: float, weak_evidence: bool = False) -> Answer:
                 return reader_answer(self.index, read_, question, threshold, self.settings.max_quotes, weak_evidence)
 
             alone = read(question)
             answer = answer_from(alone, self.min_confidence)
-            follow_up = query != question and bool(history)
             in_context_read: list[ReadPassage] = []
             if answer.abstained and follow_up and self.settings.reader_turns:
                 # A follow-up the reader cannot answer alone ("Who reported it?") is read again with

@@ -132,14 +132,16 @@ def test_a_conversation_also_reads_the_document_the_previous_answer_quoted(tmp_p
     (docs / "zoo.txt").write_text("The city zoo keeps goats in a petting enclosure. Zoo goats sleep in a heated shed by the zoo gate.\n")
     question = "Where do the zoo goats sleep?"
 
-    def read(anchor, **settings):
+    def read(conversation, **settings):
         bot = Assistant(Settings(docs_dir=docs, index_dir=tmp_path / "index", reader_passages=1, reader_each=0, **settings))
-        _, candidates = bot._passages(question, 5, bot.embeddings.encode([question])[0], anchor)
-        return {p.chunk.source for p in candidates}
+        _, candidates, about = bot._passages(question, 5, bot.embeddings.encode([question])[0], conversation)
+        return {p.chunk.source for p in candidates}, about
 
-    assert read(None) == {"zoo.txt"}
-    assert read("farm.txt") == {"zoo.txt", "farm.txt"}  # the fused best still read, the conversation's document too
-    assert read("farm.txt", reader_anchor=0) == {"zoo.txt"}
+    assert read(None) == ({"zoo.txt"}, None)
+    # the fused best still read, the conversation's document too
+    assert read({"farm.txt": 5.0}) == ({"zoo.txt", "farm.txt"}, "farm.txt")
+    assert read({"farm.txt": 5.0}, reader_anchor=0) == ({"zoo.txt"}, None)
+    assert read({"farm.txt": 0.1}) == ({"zoo.txt"}, "zoo.txt")  # this turn's own search outweighs a faint lead
 
 
 def test_a_follow_up_that_leans_on_the_conversation_has_its_own_threshold(seed_index_dir):

@@ -59,6 +59,30 @@ def test_the_three_turn_conversation_quotes_the_right_sentences(seed_bot):
     assert second.query != second.question and second.to_dict()["query"] == second.query
 
 
+def test_a_standalone_question_in_a_chat_is_answered_as_if_asked_alone(seed_bot):
+    chat = seed_bot.chat()
+    chat.ask("How many soldiers deserted?")
+    # The seed invites this question but does not answer it: asked alone it abstains, and a chat
+    # must not draw it to the document the conversation is about into a wrong answer.
+    question = "How much is Russia paying the North Korean soldiers?"
+    alone, in_chat = seed_bot.ask(question), chat.ask(question)
+    assert alone.abstained and in_chat.abstained and in_chat.query == question
+    assert in_chat.confidence == alone.confidence
+
+
+def test_a_leaning_follow_up_is_drawn_to_the_conversations_document(seed_bot, seed_index_dir):
+    def follow_up(bot):
+        chat = bot.chat()
+        chat.ask("How many soldiers deserted?")
+        return chat.ask("Who reported it?")
+
+    drawn = follow_up(seed_bot)
+    plain = follow_up(Assistant(Settings(docs_dir=seed_bot.settings.docs_dir, index_dir=seed_index_dir, reader_anchor_prior=0)))
+    assert drawn.evidence["conversation"] == seed_bot.settings.reader_anchor_prior > 0
+    assert "conversation" not in plain.evidence and plain.confidence < drawn.confidence
+    assert drawn.citations[0].source == plain.citations[0].source and "Suspilne" in drawn.answer
+
+
 def test_sessions_are_saved_and_reload_with_citations(seed_bot):
     chat = seed_bot.chat()
     chat.ask("How many soldiers deserted?")

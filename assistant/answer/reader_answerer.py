@@ -43,6 +43,7 @@ class ReadPassage:
     end: int
     coverage: float = 0.0  # idf-weighted share of the question's terms in the passage
     quote_coverage: float = 0.0  # the same in the sentence(s) around the span
+    prior: float = 0.0  # log-odds added for a passage of the document a conversation is about
     confidence: float = 0.0
 
 
@@ -125,9 +126,10 @@ EVIDENCE = ("margin", "dense", "fused", "top_hit", "coverage", "quote_coverage")
 
 
 def evidence(r: ReadPassage) -> dict[str, float]:
-    """What a passage's confidence is computed from: the reader's margin and how it was retrieved."""
+    """What a passage's confidence is computed from: the reader's margin and how it was retrieved
+    (and `conversation`, the prior of a conversation's document, when there is one)."""
     p = r.passage
-    return {
+    found = {
         "margin": r.reading.margin,
         "dense": p.dense,
         "fused": 1.0 / (1 + r.rank),
@@ -135,14 +137,17 @@ def evidence(r: ReadPassage) -> dict[str, float]:
         "coverage": r.coverage,
         "quote_coverage": r.quote_coverage,
     }
+    if r.prior:
+        found["conversation"] = r.prior
+    return found
 
 
 def confidence(calibration: dict, r: ReadPassage) -> float:
     """P(this passage's span and quote answer the question): the logistic calibration fitted on
-    the dev file by `tools/calibrate_reader.py`."""
+    the dev file by `tools/calibrate_reader.py`, plus the passage's conversation prior."""
     weights = calibration if "bias" in calibration else UNCALIBRATED
-    z = weights["bias"] + sum(weights.get(k, 0.0) * v for k, v in evidence(r).items())
-    return sigmoid(z)
+    z = weights["bias"] + sum(weights.get(k, 0.0) * v for k, v in evidence(r).items() if k in EVIDENCE)
+    return sigmoid(z + r.prior)
 
 
 def read_passage(p: Passage, reading: Reading, rank: int, asked: set[str], lexical: LexicalIndex) -> ReadPassage:
@@ -153,14 +158,17 @@ def read_passage(p: Passage, reading: Reading, rank: int, asked: set[str], lexic
                        lexical.coverage(asked, p.chunk.text), lexical.coverage(asked, p.chunk.text[lo:hi]))
 
 
-def read_passages(reader: Reader, passages: list[Passage], question: str, calibration: dict, lexical: LexicalIndex) -> list[ReadPassage]:
-    """Every passage the reader found a span in, the most likely to answer first."""
+def read_passages(reader: Reader, passages: list[Passage], question: str, calibration: dict, lexical: LexicalIndex,
+                  about: str | None = None, prior: float = 0.0) -> list[ReadPassage]:
+    """Every passage the reader found a span in, the most likely to answer first; those of the
+    document `about` (the one a conversation is about) with `prior` added to their log-odds."""
     found = []
     asked = set(terms(question))
     for rank, (p, reading) in enumerate(zip(passages, reader.read(question, [p.chunk.text for p in passages]))):
         if reading is None:
             continue
         r = read_passage(p, reading, rank, asked, lexical)
+        r.prior = prior if about is not None and p.chunk.source == about else 0.0
         r.confidence = confidence(calibration, r)
         found.append(r)
     found.sort(key=lambda r: -r.confidence)
