@@ -45,7 +45,7 @@ class Answer:
     latency_ms: float = 0.0
     confidence: float = 0.0
     query: str = ""
-    passages: list[dict] = field(default_factory=list)  # what was searched, best first (saved: source, start, end)
+    passages: list[dict] = field(default_factory=list)
     answerer: str = "extractive"  # the `llm` setting that wrote `answer`
     fallback: bool = False  # an LLM was asked, but this is the extractive answer (see `note`)
     note: str = ""  # why the answer fell back, in one line
@@ -67,7 +67,6 @@ class Answer:
             "note": self.note,
             "unsupported": list(self.unsupported),
             "disagreement": self.disagreement,
-            "passages": [{k: p[k] for k in ("source", "start", "end") if k in p} for p in self.passages],
             **({"evidence": {k: round(v, 4) for k, v in self.evidence.items()}} if self.evidence else {}),
         }
 
@@ -87,5 +86,4 @@ class Answer:
             unsupported=list(data.get("unsupported", [])),
             evidence=dict(data.get("evidence", {})),
             disagreement=bool(data.get("disagreement", False)),
-            passages=[dict(p) for p in data.get("passages", [])],
         )

@@ -108,13 +108,14 @@ class Settings(BaseSettings):
     reader_anchor: int = Field(
         2, ge=0, le=10,
         description="For a follow-up that leans on earlier turns, passages of the document the conversation is about "
-        "(the one its turns' passages and citations point at most, the latest weighing most) that the reader also reads "
+        "(where its latest questions, searched together, find their best passage) that the reader also reads "
         "(its best-ranked ones), so a follow-up can stay with its story.",
     )
     reader_anchor_prior: float = Field(
         2.0, ge=0.0, le=10.0,
-        description="Log-odds added to the confidence of those passages: conversations stay on their document "
-        "(CoQA dev follow-ups quoting the answer: 0 0.522, 1 0.540, 2 to 4 0.543). 0 turns it off.",
+        description="Log-odds added to the confidence of that document's passages for such a follow-up: conversations "
+        "stay on their document (CoQA dev follow-ups quoting the answer, measured with the document its turns' "
+        "passages point at: 0 0.522, 1 0.540, 2 to 4 0.543). 0 turns it off.",
     )
     reader_turns: int = Field(
         1, ge=0, le=3, description="Earlier turns (question and short answer) a follow-up is read with; 0 reads it alone."

@@ -132,16 +132,22 @@ def test_a_conversation_also_reads_the_document_the_previous_answer_quoted(tmp_p
     (docs / "zoo.txt").write_text("The city zoo keeps goats in a petting enclosure. Zoo goats sleep in a heated shed by the zoo gate.\n")
     question = "Where do the zoo goats sleep?"
 
-    def read(conversation, **settings):
+    def read(anchor, **settings):
         bot = Assistant(Settings(docs_dir=docs, index_dir=tmp_path / "index", reader_passages=1, reader_each=0, **settings))
-        _, candidates, about = bot._passages(question, 5, bot.embeddings.encode([question])[0], conversation)
-        return {p.chunk.source for p in candidates}, about
+        _, candidates = bot._passages(question, 5, bot.embeddings.encode([question])[0], anchor)
+        return {p.chunk.source for p in candidates}
 
-    assert read(None) == ({"zoo.txt"}, None)
-    # the fused best still read, the conversation's document too
-    assert read({"farm.txt": 5.0}) == ({"zoo.txt", "farm.txt"}, "farm.txt")
-    assert read({"farm.txt": 5.0}, reader_anchor=0) == ({"zoo.txt"}, None)
-    assert read({"farm.txt": 0.1}) == ({"zoo.txt"}, "zoo.txt")  # this turn's own search outweighs a faint lead
+    assert read(None) == {"zoo.txt"}
+    assert read("farm.txt") == {"zoo.txt", "farm.txt"}  # the fused best still read, the conversation's document too
+    assert read("farm.txt", reader_anchor=0) == {"zoo.txt"}
+
+    # Which document: the one the conversation's questions find together, whatever it answered.
+    bot = Assistant(Settings(docs_dir=docs, index_dir=tmp_path / "index"))
+    zoo = (docs / "zoo.txt").read_text()
+    answered_from_the_zoo = Answer("Where does Tom keep his goats?", "petting enclosure", False,
+                                   [Citation(1, "zoo.txt", 0, 47, zoo[:47], 0.5)])
+    assert bot.conversation_document("Where do they sleep?", [answered_from_the_zoo]) == "farm.txt"
+    assert bot.conversation_document("Where do they sleep?", []) is None
 
 
 def test_a_follow_up_that_leans_on_the_conversation_has_its_own_threshold(seed_index_dir):

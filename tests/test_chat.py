@@ -94,8 +94,10 @@ def test_sessions_are_saved_and_reload_with_citations(seed_bot):
     text = seed_bot.document_text(again.history[1].citations[0].source)
     c = again.history[1].citations[0]
     assert text[c.start : c.end] == c.quote
-    # A reloaded session goes on in context.
-    assert "Suspilne" in again.ask("Who reported it?").citations[0].quote
+    # A reloaded session goes on in context: the same conversation's document, the same answer.
+    resumed, live = again.ask("Who reported it?"), chat.ask("Who reported it?")
+    assert "Suspilne" in resumed.citations[0].quote
+    assert (resumed.answer, resumed.confidence, resumed.evidence) == (live.answer, live.confidence, live.evidence)
 
 
 def test_a_session_reloaded_after_its_document_changed_marks_those_citations(tmp_path, docs):

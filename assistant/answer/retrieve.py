@@ -15,7 +15,6 @@ from ..index.chunk import Chunk
 from ..index.index import Index
 from ..index.lexical import LexicalCache, LexicalIndex
 from ..index.terms import terms
-from ..records import Answer
 
 RRF_K = 60
 REFRESH_SECONDS = 1.0
@@ -41,37 +40,6 @@ def with_best_of_each(ranked: list[Passage], k: int, each: int) -> list[Passage]
         if (p.bm25_rank is not None and p.bm25_rank < each) or (p.dense_rank is not None and p.dense_rank < each)
     ]
     return ranked[:k] + extra
-
-
-# How much a conversation's earlier turn weighs, per turn back, in which document it is about.
-TURN_DECAY = 0.7
-
-
-def conversation_evidence(history: list[Answer], k: int) -> dict[str, float]:
-    """How strongly a conversation's earlier turns point at each document: each turn's top `k`
-    passages by reciprocal rank, and its first citation as much as its best passage, the latest
-    turn weighing most. A conversation sticks to a document, but its first question alone may
-    have found another one: the turns that follow say more about which."""
-    score: dict[str, float] = {}
-    for back, turn in enumerate(reversed(history), start=1):
-        weight = TURN_DECAY**back
-        for rank, p in enumerate(turn.passages[:k]):
-            score[p["source"]] = score.get(p["source"], 0.0) + weight / (1 + rank)
-        if turn.citations:
-            score[turn.citations[0].source] = score.get(turn.citations[0].source, 0.0) + weight
-    return score
-
-
-def conversation_document(evidence: dict[str, float], ranked: list[Passage], k: int) -> str | None:
-    """The document a conversation is about: the most `evidence` (see `conversation_evidence`)
-    together with this turn's top `k` passages. None without earlier evidence: a first question
-    has no conversation yet."""
-    if not evidence:
-        return None
-    score = dict(evidence)
-    for rank, p in enumerate(ranked[:k]):
-        score[p.chunk.source] = score.get(p.chunk.source, 0.0) + 1 / (1 + rank)
-    return max(score, key=lambda source: score[source])
 
 
 class HybridRetriever(BaseRetriever):
