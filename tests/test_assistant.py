@@ -125,7 +125,7 @@ def test_an_llm_goes_in_through_the_constructor_or_with_llm(seed_bot):
         Assistant(seed_bot.settings, auto_index=False, llm_model=model)
 
 
-def test_a_conversation_also_reads_the_document_the_previous_answer_quoted(tmp_path):
+def test_a_conversation_also_reads_the_document_it_is_about(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "farm.txt").write_text("Tom keeps goats on his farm near the river. The goats sleep in the red barn.\n")
