@@ -132,10 +132,13 @@ def test_groups_keep_a_question_with_its_negatives_in_one_batch(tmp_path):
         said = answer[0]["p"][answer[0]["s"] : answer[0]["e"]]
         assert all(e["kind"] == "bm25" and said not in e["p"] and e["q"] == answer[0]["q"] for e in members if e is not answer[0])
     assert not [e for e in examples if e["kind"] == "bm25" and "g" not in e]  # BM25 negatives come in groups only
-    for batch in length_buckets(examples, 3, seed=1):
-        assert len(batch) <= 3
-        for g in {examples[j].get("g") for j in batch} - {None}:
-            assert sum(examples[j].get("g") == g for j in batch) == len(groups[g])  # whole, never split
+    for size in (3, 2):  # a group of 3 does not fit a batch of 2: it is a batch of its own, never split or empty
+        batches = length_buckets(examples, size, seed=1)
+        assert sorted(j for batch in batches for j in batch) == list(range(len(examples)))
+        for batch in batches:
+            assert batch and (len(batch) <= size or len({examples[j].get("g") for j in batch}) == 1)
+            for g in {examples[j].get("g") for j in batch} - {None}:
+                assert sum(examples[j].get("g") == g for j in batch) == len(groups[g])
 
 
 def test_the_shared_norm_loss_wants_the_answer_above_every_span_of_its_group():

@@ -359,7 +359,7 @@ def length_buckets(examples: list[dict], size: int, seed: int, span: int = 64) -
         block.sort(key=lambda unit: max(len(examples[j]["q"]) + len(examples[j]["p"]) for j in unit))
         cut: list[list[int]] = [[]]
         for unit in block:
-            if len(cut[-1]) + len(unit) > size:
+            if cut[-1] and len(cut[-1]) + len(unit) > size:  # a group larger than a batch is a batch of its own
                 cut.append([])
             cut[-1].extend(unit)
         rng.shuffle(cut)
