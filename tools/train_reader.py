@@ -223,6 +223,12 @@ def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, c
         low = chunks[chunk][3].lower()
         return not any(t.lower() in low for t in answers)
 
+    def bm25_negatives(q: tuple, asked: str, count: int) -> list[dict]:
+        """The question's best `count` BM25 hits that lack every one of its answers."""
+        texts = q[3]
+        lacking = [int(i) for i in hard[id(q)] if lacks(int(i), texts)][:count]
+        return [{"q": asked, "p": chunks[i][3], "s": -1, "e": -1, "kind": "bm25"} for i in lacking]
+
     for n, q in enumerate(questions):
         examples: list[dict] = []
         a, question, spans, texts, (p_start, p_end), previous = q
@@ -239,20 +245,13 @@ def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, c
         holding = [i for i in own if chunks[i][1] <= start and end <= chunks[i][2]]
         held = rng.choice(holding) if holding else None
         if held is not None:
-            i = held
-            answer = {"q": asked, "p": chunks[i][3], "s": start - chunks[i][1], "e": end - chunks[i][1], "kind": "answer"}
+            answer = {"q": asked, "p": chunks[held][3], "s": start - chunks[held][1], "e": end - chunks[held][1], "kind": "answer"}
             if group:
-                negatives = [int(i) for i in hard[id(q)] if lacks(int(i), texts)][:group]
-                units.append([{**ex, "g": n} for ex in [answer] + [
-                    {"q": asked, "p": chunks[i][3], "s": -1, "e": -1, "kind": "bm25"} for i in negatives]])
+                units.append([{**ex, "g": n} for ex in [answer, *bm25_negatives(q, asked, group)]])
             else:
                 examples.append(answer)
         if not (group and held is not None) and rng.random() < neg_bm25:
-            for i in hard[id(q)]:
-                i = int(i)
-                if lacks(i, texts):
-                    examples.append({"q": asked, "p": chunks[i][3], "s": -1, "e": -1, "kind": "bm25"})
-                    break
+            examples += bm25_negatives(q, asked, 1)
         if rng.random() < neg_article:
             others = [i for i in own if lacks(i, texts)]
             if others:
