@@ -80,6 +80,29 @@ def test_swapped_questions_ask_for_a_name_or_number_their_passage_does_not_hold(
     assert before == again
 
 
+def test_twisted_questions_ask_the_opposite_of_what_their_passage_says(tmp_path):
+    from train_reader import build_examples, negated, opposite
+
+    passage = "Warsaw is the largest city in Poland. It was first mentioned in 1313."
+    assert opposite("What is the largest city in Poland?", passage) == ["What is the smallest city in Poland?"]
+    # an opposite the passage also says is no twist
+    assert opposite("What is the largest city?", passage + " Kraków is smaller; the smallest is Wąchock.") == []
+    assert negated("When did Luther describe Erfurt as a beerhouse?") == "When did Luther not describe Erfurt as a beerhouse?"
+    assert negated("Which team did not score?") is None  # it already says no
+    tiny_squad(tmp_path / "tiny.json.gz")
+    examples = build_examples(tmp_path / "tiny.json.gz", seed=1, neg_bm25=0.0, neg_article=0.0, chunk_size=120, overlap=0,
+                              neg_twist=1.0)
+    answers = {e["p"]: e["q"] for e in examples if e["kind"] == "answer"}
+    twists = [e for e in examples if e["kind"] == "twist"]
+    assert twists and all(e["s"] == -1 and e["q"] != answers[e["p"]] for e in twists)
+    assert all(" not " in e["q"] or set(e["q"].split()) - set(answers[e["p"]].split()) for e in twists)
+    # with no twists asked for, the seeded order is the one earlier runs trained on
+    before = build_examples(tmp_path / "tiny.json.gz", seed=1, neg_bm25=1.0, neg_article=1.0, chunk_size=120, overlap=0)
+    again = build_examples(tmp_path / "tiny.json.gz", seed=1, neg_bm25=1.0, neg_article=1.0, chunk_size=120, overlap=0,
+                           neg_twist=0.0)
+    assert before == again
+
+
 def test_pronominal_says_what_the_earlier_turn_named_as_a_pronoun():
     from train_reader import pronominal
 

@@ -20,6 +20,12 @@ chunker, and each question is paired with
   that its chunk contains replaced by a name or number of the same shape from another article,
   paired with the same chunk (SQuAD has few unanswerable questions, and a look-alike passage that
   holds another name's fact must not answer for the asked-for name).
+- a twisted question with probability `--neg-twist`: the question asking the opposite of what its
+  chunk says, paired with that chunk: one of its words the chunk holds turned into its opposite
+  the chunk lacks ("largest" into "smallest"), or its main verb negated ("What did Luther not
+  describe…?"). SQuAD 2.0's writers made about a fifth of its unanswerable questions with an
+  antonym and a tenth with a negation (Rajpurkar et al. 2018, table 3); SQuAD 1.1, most of the
+  training data, has none.
 
 With `--group K`, each answerable question is trained as a group instead: its answer's chunk with
 its best K BM25 hits that lack the answer (in place of the `--neg-bm25` draw), always in one batch,
@@ -91,6 +97,66 @@ def swapped(question: str, passage: str, pool: dict[str, list[tuple[int, str]]],
         if other != article and word.lower() not in low:
             return question[: m.start()] + word + question[m.end() :]
     return None
+
+
+_OPPOSITE_PAIRS = [
+    ("largest", "smallest"), ("highest", "lowest"), ("most", "least"), ("first", "last"),
+    ("earliest", "latest"), ("before", "after"), ("longest", "shortest"), ("oldest", "youngest"),
+    ("north", "south"), ("east", "west"), ("northern", "southern"), ("eastern", "western"),
+    ("increase", "decrease"), ("increased", "decreased"), ("won", "lost"), ("win", "lose"), ("more", "less"),
+    ("major", "minor"), ("maximum", "minimum"), ("upper", "lower"), ("inside", "outside"), ("above", "below"),
+    ("positive", "negative"), ("private", "public"), ("best", "worst"), ("strongest", "weakest"),
+    ("richest", "poorest"), ("top", "bottom"), ("began", "ended"), ("accepted", "rejected"), ("open", "closed"),
+    ("supported", "opposed"), ("rise", "fall"), ("successful", "unsuccessful"),
+]
+_OPPOSITES = {**dict(_OPPOSITE_PAIRS), **{b: a for a, b in _OPPOSITE_PAIRS}}
+_NEGATIVE = frozenset({"not", "n't", "never", "no"})
+
+
+def _holds(text: str, word: str) -> bool:
+    return re.search(rf"\b{re.escape(word)}\b", text, re.IGNORECASE) is not None
+
+
+def opposite(question: str, passage: str) -> list[str]:
+    """The question asked for the opposite of what the passage says, once for each of its words
+    that the passage holds and whose opposite it lacks ("the largest city" the passage names, asked
+    as "the smallest city")."""
+    found = []
+    for m in re.finditer(r"[A-Za-z]+", question):
+        other = _OPPOSITES.get(m.group().lower())
+        if other and _holds(passage, m.group()) and not _holds(passage, other):
+            other = other.capitalize() if m.group()[0].isupper() else other
+            found.append(question[: m.start()] + other + question[m.end() :])
+    return found
+
+
+def negated(question: str) -> str | None:
+    """The question with its main verb negated: "not" before a verb its auxiliary leads ("What did
+    Luther not describe?") or after a copula ("What is not the capital…?"); None when it already
+    says no, or has no such verb."""
+    from assistant.answer.extract import parse
+
+    doc = parse(question)
+    if any(t.lower_ in _NEGATIVE for t in doc):
+        return None
+    root = next((t for t in doc if t.dep_ == "ROOT"), None)
+    if root is None:
+        return None
+    if root.pos_ == "VERB" and any(c.dep_ in ("aux", "auxpass") and c.i < root.i for c in root.children):
+        return question[: root.idx] + "not " + question[root.idx :]
+    if root.pos_ == "AUX" and root.i + 1 < len(doc):
+        end = root.idx + len(root)
+        return question[:end] + " not" + question[end:]
+    return None
+
+
+def twisted(question: str, passage: str, rng: random.Random) -> str | None:
+    """The question asking the opposite of what `passage` says (`opposite` or `negated`, one drawn
+    from those it allows); None when neither applies."""
+    found = opposite(question, passage)
+    if (neg := negated(question)) is not None:
+        found.append(neg)
+    return rng.choice(found) if found else None
 
 
 _PRONOUNS = {"he": ("he", "him", "his"), "she": ("she", "her", "her"), "it": ("it", "it", "its"), "they": ("they", "them", "their")}
@@ -169,7 +235,7 @@ def conversational(question: str, previous: tuple[str, str | None], paragraph: s
 
 
 def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, chunk_size: int, overlap: int,
-                   neg_swap: float = 0.0, history: float = 0.0, group: int = 0) -> list[dict]:
+                   neg_swap: float = 0.0, history: float = 0.0, group: int = 0, neg_twist: float = 0.0) -> list[dict]:
     """Every training example, in the seeded order training consumes them; with `group`, an answerable
     question's answer and its `group` BM25 negatives carry the same `g` and stay together."""
     import bm25s
@@ -261,6 +327,10 @@ def build_examples(data: Path, seed: int, neg_bm25: float, neg_article: float, c
             other = swapped(question, chunks[held][3], pool, a, rng)
             if other:
                 examples.append({"q": other, "p": chunks[held][3], "s": -1, "e": -1, "kind": "swap"})
+        if neg_twist and held is not None and rng.random() < neg_twist:  # no draw at 0: older orders hold
+            other = twisted(question, chunks[held][3], rng)
+            if other:
+                examples.append({"q": other, "p": chunks[held][3], "s": -1, "e": -1, "kind": "twist"})
         units.extend([ex] for ex in examples)
     rng.shuffle(units)
     return [ex for unit in units for ex in unit]
@@ -270,12 +340,13 @@ def load_examples(args) -> list[dict]:
     key = f"v{EXAMPLES_FORMAT}-s{args.seed}-b{args.neg_bm25}-a{args.neg_article}-w{args.neg_swap}-c{args.chunk_size}o{args.overlap}"
     key += f"-h{args.history}" if args.history else ""
     key += f"-g{args.group}" if args.group else ""
+    key += f"-t{args.neg_twist}" if args.neg_twist else ""
     path = Path(args.out) / f"examples-{key}.jsonl.gz"
     if path.exists():
         with gzip.open(path, "rt", encoding="utf-8") as f:
             return [json.loads(line) for line in f]
     examples = build_examples(Path(args.data), args.seed, args.neg_bm25, args.neg_article, args.chunk_size, args.overlap,
-                              args.neg_swap, args.history, args.group)
+                              args.neg_swap, args.history, args.group, args.neg_twist)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with gzip.open(tmp, "wt", encoding="utf-8") as f:
@@ -492,6 +563,8 @@ def train(args) -> None:
     config = {k: v for k, v in vars(args).items() if k not in {"command", "save_every", "threads", "out", "data", "stop_after"}}
     if not args.group:  # runs begun before groups existed resume with their own arguments
         config = {k: v for k, v in config.items() if k not in {"group", "group_weight"}}
+    if not args.neg_twist:  # and before twisted questions did
+        config.pop("neg_twist", None)
     step, ema = 0, None
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
@@ -755,6 +828,8 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--neg-bm25", type=float, default=0.35)
     t.add_argument("--neg-article", type=float, default=0.15)
     t.add_argument("--neg-swap", type=float, default=0.0, help="share of answerable questions also asked with a swapped name or number")
+    t.add_argument("--neg-twist", type=float, default=0.0,
+                   help="share of answerable questions also asked for the opposite of what their chunk says (an antonym or a negation)")
     t.add_argument("--history", type=float, default=0.0,
                    help="share of questions read as a follow-up: after the paragraph's previous question and answer, "
                    "most often with what they share said as a pronoun")
