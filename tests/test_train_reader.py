@@ -279,7 +279,8 @@ def test_a_run_goes_on_from_an_exported_reader(tmp_path):
     run = _train(tmp_path, tmp_path / "more", "--init", str(bundled_reader_dir()), "--examples", "4", "--neg-swap", "1")
     assert run.returncode == 0, run.stderr[-2000:]
     record = json.loads((tmp_path / "more" / "final" / "training.json").read_text())
-    assert record["config"]["init"] and record["init"]["steps"] > 0  # the card can give the whole history
+    shipped = json.loads((bundled_reader_dir() / "reader.json").read_text())["training"]
+    assert record["config"]["init"] and record["init"] == shipped  # the card can give the whole history
     bad = _train(tmp_path, tmp_path / "bad", "--init", str(tmp_path))
     assert bad.returncode != 0 and "reader.onnx" in bad.stderr
     grouped = _train(tmp_path, tmp_path / "grouped", "--init", str(bundled_reader_dir()), "--group", "1", "--batch", "4", "--stop-after", "1")
