@@ -273,13 +273,13 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
 
 @pytest.mark.slow
 def test_a_run_goes_on_from_an_exported_reader(tmp_path):
-    from assistant.answer.reader import bundled_reader_dir
+    from assistant.answer.reader import META_FILE, bundled_reader_dir
 
     tiny_squad(tmp_path / "tiny.json.gz")
     run = _train(tmp_path, tmp_path / "more", "--init", str(bundled_reader_dir()), "--examples", "4", "--neg-swap", "1")
     assert run.returncode == 0, run.stderr[-2000:]
     record = json.loads((tmp_path / "more" / "final" / "training.json").read_text())
-    shipped = json.loads((bundled_reader_dir() / "reader.json").read_text())["training"]
+    shipped = json.loads((bundled_reader_dir() / META_FILE).read_text())["training"]
     assert record["config"]["init"] and record["init"] == shipped  # the card can give the whole history
     bad = _train(tmp_path, tmp_path / "bad", "--init", str(tmp_path))
     assert bad.returncode != 0 and "reader.onnx" in bad.stderr
