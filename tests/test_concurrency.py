@@ -287,10 +287,12 @@ def run(bot: Assistant, watch: CommitWatch, url: str, originals: dict[str, str],
     assert sorted(a["target"] for a in answers) == todo
     check(bot, answers, originals)
     print(f"after the run: {len(answers)} answers, median {statistics.median(a['seconds'] for a in answers):.2f} s")
-    wrong = [a for a in answers if not a["cited"] or a["cited"][0][0] != a["target"]]
-    assert not wrong, f"new documents not answered from themselves ({len(wrong)} of {len(todo)}): " + "; ".join(
-        f"{a['target']} <- {a['question'][:60]!r} cited {[c[:3] for c in a['cited']][:2]}, panel {a['panel'][:300]!r}" for a in wrong[:3]
-    )
+    # The list itself says what was cited: a failure's one-line summary is often all a CI log keeps.
+    wrong = [
+        f"{a['target']} <- {a['question'][:60]!r} cited {[c[:3] for c in a['cited']][:2]}, panel {a['panel'][:300]!r}"
+        for a in answers if not a["cited"] or a["cited"][0][0] != a["target"]
+    ]
+    assert not wrong, f"new documents not answered from themselves ({len(wrong)} of {len(todo)})"
 
 
 def check(bot: Assistant, answers: list[dict], originals: dict[str, str]) -> None:
