@@ -288,8 +288,10 @@ def run(bot: Assistant, watch: CommitWatch, url: str, originals: dict[str, str],
     check(bot, answers, originals)
     print(f"after the run: {len(answers)} answers, median {statistics.median(a['seconds'] for a in answers):.2f} s")
     # The list itself says what was cited: a failure's one-line summary is often all a CI log keeps.
+    # Asked again directly, once all is quiet: whether a wrong answer was a moment's or lasts.
     wrong = [
-        f"{a['target']} <- {a['question'][:60]!r} cited {[c[:3] for c in a['cited']][:2]}, panel {a['panel'][:300]!r}"
+        f"{a['target']} <- {a['question'][:60]!r} cited {[c[:3] for c in a['cited']][:2]}, panel {a['panel'][:300]!r}, "
+        f"asked again: {[(c.source, c.start) for c in bot.ask(a['question']).citations][:2]}"
         for a in answers if not a["cited"] or a["cited"][0][0] != a["target"]
     ]
     assert not wrong, f"new documents not answered from themselves ({len(wrong)} of {len(todo)})"
