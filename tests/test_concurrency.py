@@ -287,10 +287,11 @@ def run(bot: Assistant, watch: CommitWatch, url: str, originals: dict[str, str],
     assert sorted(a["target"] for a in answers) == todo
     check(bot, answers, originals)
     print(f"after the run: {len(answers)} answers, median {statistics.median(a['seconds'] for a in answers):.2f} s")
-    # The list itself says what was cited: a failure's one-line summary is often all a CI log keeps.
-    # Asked again directly, once all is quiet: whether a wrong answer was a moment's or lasts.
+    # The list itself says what was cited: a failure's one-line summary is often all a CI log keeps,
+    # and pytest shortens each string there to its head and tail, so those hold what was cited and
+    # what the question gets when asked again directly once all is quiet (a moment's error, or one that lasts).
     wrong = [
-        f"{a['target']} <- {a['question'][:60]!r} cited {[c[:3] for c in a['cited']][:2]}, panel {a['panel'][:300]!r}, "
+        f"{a['target']} cited {[c[:3] for c in a['cited']][:2]} (question {a['question'][:60]!r}, panel {a['panel'][:300]!r}); "
         f"asked again: {[(c.source, c.start) for c in bot.ask(a['question']).citations][:2]}"
         for a in answers if not a["cited"] or a["cited"][0][0] != a["target"]
     ]
