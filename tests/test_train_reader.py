@@ -288,3 +288,53 @@ def test_a_run_goes_on_from_an_exported_reader(tmp_path):
     again = _train(tmp_path, tmp_path / "grouped", "--init", str(bundled_reader_dir()), "--group", "1", "--batch", "4")
     assert again.returncode == 0 and "resuming at step 1" in again.stderr, again.stderr[-2000:]
     assert json.loads((tmp_path / "grouped" / "final" / "training.json").read_text())["config"]["group"] == 1
+
+
+def test_the_distillation_loss_is_zero_only_where_the_student_matches_its_teacher():
+    from types import SimpleNamespace
+
+    import torch
+
+    from train_reader import distillation_loss
+
+    torch.manual_seed(0)
+    teacher = SimpleNamespace(start_logits=torch.randn(2, 6), end_logits=torch.randn(2, 6))
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    same = SimpleNamespace(start_logits=teacher.start_logits.clone(), end_logits=teacher.end_logits.clone())
+    assert distillation_loss(same, teacher, mask, 2.0) < 1e-6
+    same.start_logits[1, 5] = 40.0  # padding is not a token the teacher weighs
+    assert distillation_loss(same, teacher, mask, 2.0) < 1e-6
+    other = SimpleNamespace(start_logits=teacher.start_logits.flip(1), end_logits=teacher.end_logits)
+    assert distillation_loss(other, teacher, mask, 2.0) > 0.01
+
+
+@pytest.mark.slow
+def test_a_reader_distilled_to_fewer_layers_trains_averages_and_exports(tmp_path):
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from assistant.answer.reader import META_FILE, Reader, bundled_reader_dir
+
+    from train_reader import layer_count, main
+
+    shipped = str(bundled_reader_dir())
+    tiny_squad(tmp_path / "tiny.json.gz")
+    run = _train(tmp_path, tmp_path / "small", "--init", shipped, "--layers", "0,2,4", "--teacher", shipped, "--examples", "4")
+    assert run.returncode == 0, run.stderr[-2000:]
+    state = load_file(tmp_path / "small" / "final" / "model.safetensors")
+    assert layer_count(state) == 3
+    record = json.loads((tmp_path / "small" / "final" / "training.json").read_text())
+    assert record["config"]["layers"] == "0,2,4" and record["teacher"] == json.loads((bundled_reader_dir() / META_FILE).read_text())["training"]
+    main(["average", str(tmp_path / "small"), str(tmp_path / "small"), "--out", str(tmp_path / "soup")])
+    soup = load_file(tmp_path / "soup" / "final" / "model.safetensors")
+    assert all(np.allclose(soup[k], state[k], atol=1e-6) for k in state)
+    main(["export", "--out", str(tmp_path / "small"), "--to", str(tmp_path / "exported")])
+    reader = Reader(tmp_path / "exported")
+    assert len(reader.read("How tall is the lighthouse?", ["The lighthouse is 31 metres tall."])) == 1
+    # it goes on as a three-layer reader, and cannot keep a layer it does not have
+    more = _train(tmp_path, tmp_path / "more", "--init", str(tmp_path / "exported"), "--examples", "2")
+    assert more.returncode == 0, more.stderr[-2000:]
+    assert layer_count(load_file(tmp_path / "more" / "final" / "model.safetensors")) == 3
+    for layers in ("0,4", "2,1", "first"):
+        bad = _train(tmp_path, tmp_path / "bad", "--init", str(tmp_path / "exported"), "--layers", layers)
+        assert bad.returncode != 0 and "--layers takes increasing indices of the 3 layers" in bad.stderr
