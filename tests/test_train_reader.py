@@ -329,6 +329,8 @@ def test_a_reader_distilled_to_fewer_layers_trains_averages_and_exports(tmp_path
     main(["average", str(tmp_path / "small"), str(tmp_path / "small"), "--out", str(tmp_path / "soup")])
     soup = load_file(tmp_path / "soup" / "final" / "model.safetensors")
     assert all(np.allclose(soup[k], state[k], atol=1e-6) for k in state)
+    with pytest.raises(SystemExit, match="one depth"):
+        main(["average", str(tmp_path / "small"), shipped, "--out", str(tmp_path / "mixed")])
     main(["export", "--out", str(tmp_path / "small"), "--to", str(tmp_path / "exported")])
     graph = onnx.load(str(tmp_path / "exported" / MODEL_FILE)).graph
     assert sum(node.op_type in ("Attention", "QAttention") for node in graph.node) == 3

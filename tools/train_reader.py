@@ -46,9 +46,10 @@ its negatives) is asked that way.
 reader in the repository after the run that made it (and its git-ignored checkpoint) is gone.
 
 `--layers 0,2,4` keeps only those layers of the initial model: a smaller reader (three layers read a
-passage in about 60% of the time six take). With `--teacher DIR` (an exported reader, usually the one it was cut from) it also
-learns the teacher's start and end distributions over each window (distillation, weight
-`--distill`, at `--temperature`), which a cut model needs to recover what the dropped layers did.
+passage in about 60% of the time six take). With `--teacher DIR` (an exported reader, usually the
+one it was cut from) it also learns the teacher's start and end distributions over each window
+(distillation, weight `--distill`, at `--temperature`), which a cut model needs to recover what the
+dropped layers did.
 
 The order of examples is fixed by `--seed`; a run checkpoints every `--save-every` steps and a
 rerun with the same arguments resumes from the last checkpoint, bit for bit.
@@ -705,7 +706,10 @@ def average(args) -> None:
     if len(weights) != len(folders) or abs(sum(weights) - 1.0) > 1e-6 or min(weights) < 0:
         sys.exit("error: --weights takes one non-negative weight a model, summing to 1")
     loaded = [trained_weights(f) for f in folders]
-    model = base_model(layer_count(loaded[0][0]))
+    depths = {layer_count(state) for state, _ in loaded}
+    if len(depths) > 1:  # the shallower one's weights would silently stand for the deeper one's first layers
+        sys.exit(f"error: these readers have {sorted(depths)} layers; average readers of one depth")
+    model = base_model(depths.pop())
     own = own_weights(model)
     for f, (state, _) in zip(folders, loaded):
         require_weights(own, state, str(f))
