@@ -15,6 +15,7 @@ from .answer.reader import Reader, bundled_reader_dir, open_reader
 from .answer.reader_answerer import ReadPassage, in_context, read_passages, reader_answer
 from .answer.retrieve import HybridRetriever, Passage, with_best_of_each
 from .answer.sentence_answerer import DEFAULT_MIN_CONFIDENCE, extractive_answer
+from .chat import ChatSession, depends_on_context
 from .errors import ReaderError, UsageError
 from .index.embed import SentenceEmbeddings
 from .index.index import Index, IndexReport
@@ -194,12 +195,14 @@ class Assistant:
         # Only a follow-up that leans on earlier turns is drawn to the conversation's document; a
         # question that stands on its own is answered as if asked alone: it may have left that
         # document, and in a chat about the seed, reading it again turned an abstention (the
-        # asked-for fact is not there) into a confident wrong answer.
-        about = self.conversation_document(question, history or []) if query != question and self.reader is not None else None
+        # asked-for fact is not there) into a confident wrong answer. A follow-up leans whether
+        # or not the chat found words to carry into its query ("Where?" after a turn that named nothing).
+        follow_up = bool(history) and (query != question or depends_on_context(question))
+        about = self.conversation_document(question, history or []) if follow_up and self.reader is not None else None
         for attempt in range(2):
             passages, candidates = self._passages(query, k, qvec, about)
             try:
-                answer = self._extractive(question, query, passages, candidates, qvec, judge, history or [], about)
+                answer = self._extractive(question, query, passages, candidates, qvec, judge, history or [], about, follow_up)
                 verify(answer, self.index.document_text)
                 break
             except QuoteMismatch:
@@ -265,11 +268,12 @@ class Assistant:
         return ranked[:k], candidates
 
     def _extractive(self, question: str, query: str, passages: list[Passage], candidates: list[Passage],
-                    qvec: np.ndarray, judge: np.ndarray, history: list[Answer], about: str | None = None) -> Answer:
-        """The reader's answer, or sentence scoring's with the reader off."""
+                    qvec: np.ndarray, judge: np.ndarray, history: list[Answer], about: str | None = None,
+                    follow_up: bool = False) -> Answer:
+        """The reader's answer, or sentence scoring's with the reader off; `follow_up`: the question
+        leans on the earlier turns in `history`."""
         if candidates and self.reader is not None:
             calibration = self.reader.meta.get("calibration", {})
-            follow_up = query != question and bool(history)
             prior = self.settings.reader_anchor_prior
 
             def read(text: str) -> list[ReadPassage]:
@@ -354,10 +358,8 @@ class Assistant:
             note="",
         )
 
-    def chat(self, session_id: str | None = None):
+    def chat(self, session_id: str | None = None) -> ChatSession:
         """A conversation whose follow-ups are read in the light of earlier turns."""
-        from .chat import ChatSession
-
         return ChatSession(self, session_id)
 
     # LangChain ---------------------------------------------------------------------------------

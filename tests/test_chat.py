@@ -200,3 +200,15 @@ def test_a_failing_llm_rewrite_is_logged_and_the_rule_based_one_stands(caplog):
     with caplog.at_level(logging.WARNING, logger="assistant.chat"):
         assert llm_rewrite(RunnableLambda(refused), "Where were they deployed?", history) is None
     assert "ConnectionError: connection refused" in caplog.text
+
+
+def test_a_follow_up_leans_on_its_history_with_or_without_words_to_carry(seed_bot):
+    # A follow-up whose query the caller did not rewrite (the API's `history=`, or a chat whose
+    # previous turn named nothing to carry) still leans on the conversation's document.
+    first = seed_bot.ask("How many soldiers deserted?")
+    follow = seed_bot.ask("Who reported it?", history=[first])
+    assert follow.query == "Who reported it?"
+    assert follow.evidence["conversation"] == seed_bot.settings.reader_anchor_prior
+    assert "Suspilne" in follow.answer + follow.citations[0].quote
+    standalone = seed_bot.ask("How much is Russia paying the North Korean soldiers?", history=[first])
+    assert standalone.abstained and "conversation" not in standalone.evidence
