@@ -165,7 +165,8 @@ class Assistant:
 
     def ask(self, question: str, k: int | None = None, query: str | None = None, history: list[Answer] | None = None) -> Answer:
         """Answer `question`; `query` (default: the question) is what gets searched; `history`, the
-        conversation's earlier turns, is what the reader reads a follow-up with."""
+        conversation's earlier turns, is what the reader reads a follow-up with (a question that leans
+        on them, `chat.depends_on_context`, is also drawn to the document they are about)."""
         for item in self.ask_stream(question, k, query, history):
             if isinstance(item, Answer):
                 return item
