@@ -17,6 +17,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -65,6 +66,9 @@ def content_words(text: str) -> list[str]:
     return [w for w in words(text) if w not in STOP_WORDS and w not in _QUESTION_WORDS and len(w) > 1]
 
 
+# Cached: a chat judges a question when it rewrites it and `Assistant.ask` again when it reads it,
+# and a question with "that" or "there" costs a spaCy parse (about 10 ms here).
+@lru_cache(maxsize=256)
 def depends_on_context(question: str) -> bool:
     """Does the question lean on earlier turns (pronouns, ellipsis, or too few words of its own)?"""
     if _ELLIPSIS.search(question) or len(content_words(question)) < 2:
