@@ -308,6 +308,24 @@ def test_the_distillation_loss_is_zero_only_where_the_student_matches_its_teache
     assert distillation_loss(other, teacher, mask, 2.0) > 0.01
 
 
+def test_each_cut_layer_learns_the_teacher_layer_it_stands_in_for():
+    import torch
+
+    from train_reader import hidden_loss, stand_ins
+
+    assert stand_ins(3, 6, "0,2,4") == [1, 3, 5]  # layer 0 stands in for 0 and 1, layer 2 for 2 and 3...
+    assert stand_ins(4, 6, "0,2,4,5") == [1, 3, 4, 5]
+    assert stand_ins(3, 6) == [1, 3, 5] and stand_ins(2, 6) == [2, 5]  # spread evenly when the cut is not known
+    torch.manual_seed(0)
+    teacher = tuple(torch.randn(2, 5, 4) for _ in range(7))  # embeddings and six layers
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    student = [teacher[0], teacher[2].clone(), teacher[4].clone(), teacher[6].clone()]
+    assert hidden_loss(student, teacher, [1, 3, 5], mask) < 1e-9
+    student[2][1, 4] += 100.0  # padding is not a token it learns
+    assert hidden_loss(student, teacher, [1, 3, 5], mask) < 1e-9
+    assert hidden_loss(student, teacher, [0, 2, 4], mask) > 0.5  # matched to the wrong layers
+
+
 @pytest.mark.slow
 def test_a_reader_distilled_to_fewer_layers_trains_averages_and_exports(tmp_path):
     import numpy as np
@@ -320,12 +338,14 @@ def test_a_reader_distilled_to_fewer_layers_trains_averages_and_exports(tmp_path
 
     shipped = str(bundled_reader_dir())
     tiny_squad(tmp_path / "tiny.json.gz")
-    run = _train(tmp_path, tmp_path / "small", "--init", shipped, "--layers", "0,2,4", "--teacher", shipped, "--examples", "4")
+    run = _train(tmp_path, tmp_path / "small", "--init", shipped, "--layers", "0,2,4", "--teacher", shipped, "--hidden", "1",
+                 "--examples", "4")
     assert run.returncode == 0, run.stderr[-2000:]
     state = load_file(tmp_path / "small" / "final" / "model.safetensors")
     assert layer_count(state) == 3
     record = json.loads((tmp_path / "small" / "final" / "training.json").read_text())
-    assert record["config"]["layers"] == "0,2,4" and record["teacher"] == json.loads((bundled_reader_dir() / META_FILE).read_text())["training"]
+    assert record["config"]["layers"] == "0,2,4" and record["config"]["hidden"] == 1.0
+    assert record["teacher"] == json.loads((bundled_reader_dir() / META_FILE).read_text())["training"]
     main(["average", str(tmp_path / "small"), str(tmp_path / "small"), "--out", str(tmp_path / "soup")])
     soup = load_file(tmp_path / "soup" / "final" / "model.safetensors")
     assert all(np.allclose(soup[k], state[k], atol=1e-6) for k in state)
@@ -343,3 +363,5 @@ def test_a_reader_distilled_to_fewer_layers_trains_averages_and_exports(tmp_path
     for layers in ("0,4", "2,1", "first"):
         bad = _train(tmp_path, tmp_path / "bad", "--init", str(tmp_path / "exported"), "--layers", layers)
         assert bad.returncode != 0 and "--layers takes increasing indices of the 3 layers" in bad.stderr
+    alone = _train(tmp_path, tmp_path / "alone", "--init", str(tmp_path / "exported"), "--hidden", "1")
+    assert alone.returncode != 0 and "--hidden needs --teacher" in alone.stderr

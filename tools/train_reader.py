@@ -49,7 +49,10 @@ reader in the repository after the run that made it (and its git-ignored checkpo
 passage in about 60% of the time six take). With `--teacher DIR` (an exported reader, usually the
 one it was cut from) it also learns the teacher's start and end distributions over each window
 (distillation, weight `--distill`, at `--temperature`), which a cut model needs to recover what the
-dropped layers did.
+dropped layers did. `--hidden W` also has each of its layers learn the output of the teacher's layer
+it stands in for (the teacher layer just before the next kept one; mean squared distance over the
+window's tokens, weight W), as TinyBERT (Jiao et al. 2020) does: the answer's logits alone tell a
+cut layer little about what its dropped neighbour computed.
 
 The order of examples is fixed by `--seed`; a run checkpoints every `--save-every` steps and a
 rerun with the same arguments resumes from the last checkpoint, bit for bit.
@@ -546,6 +549,27 @@ def distillation_loss(student, teacher, mask, temperature: float):
     return total / 2 * temperature**2
 
 
+def stand_ins(student_depth: int, teacher_depth: int, keep: str = "") -> list[int]:
+    """For each student layer, the teacher layer whose output it learns (`--hidden`): cut with
+    `--layers I,J,...`, the teacher layer just before the next kept one (0,2,4 of six: 1, 3, 5),
+    the last for the last; otherwise the teacher's layers spread evenly over the student's."""
+    if keep:
+        kept = [int(i) for i in keep.split(",")]
+        return [nxt - 1 for nxt in kept[1:]] + [teacher_depth - 1]
+    return [(k + 1) * teacher_depth // student_depth - 1 for k in range(student_depth)]
+
+
+def hidden_loss(student_states, teacher_states, pairs: list[int], mask):
+    """Mean squared distance between each student layer's output and its stand-in teacher layer's,
+    over the window's real tokens (`hidden_states[0]` is the embeddings in both)."""
+    weight = mask.unsqueeze(-1).to(student_states[0].dtype)
+    total = 0.0
+    for k, t in enumerate(pairs):
+        diff = (student_states[k + 1] - teacher_states[t + 1]) ** 2
+        total = total + (diff * weight).sum() / (weight.sum() * diff.shape[-1])
+    return total / len(pairs)
+
+
 def own_weights(model) -> dict:
     """The model's weights by name, without the position ids (a buffer, not learnt)."""
     return {k: v for k, v in model.state_dict().items() if k != "bert.embeddings.position_ids"}
@@ -610,6 +634,9 @@ def train(args) -> None:
     if args.layers:
         keep_layers(model, args.layers)
     teacher = initial_model(args.teacher).eval() if args.teacher else None
+    if args.hidden and teacher is None:
+        sys.exit("error: --hidden needs --teacher (the reader whose layers the student learns)")
+    pairs = stand_ins(model.config.num_hidden_layers, teacher.config.num_hidden_layers, args.layers) if args.hidden else []
     windows = Windows(Path(base) / TOKENIZER_FILE, args.max_length, args.stride)
     optim = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     sched = get_linear_schedule_with_warmup(optim, int(args.warmup * steps), steps)
@@ -622,6 +649,8 @@ def train(args) -> None:
     if not args.layers and not args.teacher:  # and before distillation did
         for key in ("layers", "teacher", "distill", "temperature"):
             config.pop(key, None)
+    if not args.hidden:  # and before hidden-state distillation did
+        config.pop("hidden", None)
     step, ema = 0, None
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
@@ -642,13 +671,17 @@ def train(args) -> None:
         batch = [examples[i] for i in batches[step]]
         encs, starts, ends = labelled(windows, batch)
         inputs = {k: torch.from_numpy(v) for k, v in feeds(encs, names).items()}
-        result = model(**inputs, start_positions=torch.tensor(starts), end_positions=torch.tensor(ends))
+        result = model(**inputs, start_positions=torch.tensor(starts), end_positions=torch.tensor(ends),
+                       output_hidden_states=bool(pairs))
         loss = result.loss
         if teacher is not None:
             with torch.no_grad():
-                taught = teacher(**inputs)
-            soft = distillation_loss(result, taught, inputs["attention_mask"].bool(), args.temperature)
+                taught = teacher(**inputs, output_hidden_states=bool(pairs))
+            mask = inputs["attention_mask"].bool()
+            soft = distillation_loss(result, taught, mask, args.temperature)
             loss = (1 - args.distill) * loss + args.distill * soft
+            if pairs:
+                loss = loss + args.hidden * hidden_loss(result.hidden_states, taught.hidden_states, pairs, mask)
         if args.group:
             shared = shared_norm_loss(result.start_logits, result.end_logits, batch, encs, starts, ends)
             loss = loss + args.group_weight * shared if shared is not None else loss
@@ -910,6 +943,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="an exported reader whose start/end distributions the model also learns (distillation)")
     t.add_argument("--distill", type=float, default=0.5, help="weight of the teacher's loss beside the gold span's")
     t.add_argument("--temperature", type=float, default=2.0, help="softmax temperature of the distillation")
+    t.add_argument("--hidden", type=float, default=0.0, metavar="W",
+                   help="weight of each layer's distance to the teacher layer it stands in for (with --teacher)")
     t.add_argument("--seed", type=int, default=13)
     t.add_argument("--save-every", type=int, default=50, help="steps between checkpoints")
     t.add_argument("--threads", type=int, default=os.cpu_count() or 1)
