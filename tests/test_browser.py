@@ -92,10 +92,10 @@ def test_uploaded_file_is_citable_at_once(page, tmp_path):
     upload.write_text("# Orchards\n\nThe Brindlemoor orchard grows 73 varieties of quince on its terraces.\n", encoding="utf-8")
     page.click("#manage button, #manage .label-wrap")
     page.set_input_files("#upload input[type=file]", str(upload))
-    page.wait_for_function("() => document.querySelector('#upload-status')?.innerText.includes('orchards.md')", timeout=120_000)
-    # The status and the table come from the same event, but the table may still show the
-    # progress overlay for a moment after the status is drawn.
-    page.wait_for_function("() => document.querySelector('#documents')?.innerText.includes('orchards.md')", timeout=10_000)
+    # While the file is indexed, Gradio's progress overlay ("Indexing orchards.md") covers both the
+    # status and the table, so the file's name alone is there before it is searchable.
+    page.wait_for_function("() => document.querySelector('#upload-status')?.innerText.includes('orchards.md: indexed')", timeout=120_000)
+    page.wait_for_function("() => document.querySelector('#documents')?.innerText.includes('uploads/orchards.md')", timeout=10_000)
     answer = ask(page, "How many varieties of quince does the Brindlemoor orchard grow?", 1)
     assert "73" in answer and "orchards.md" in page.locator("#sources #cite-1-1").inner_text()
     shot(page, "upload.png")
