@@ -64,7 +64,24 @@ def ask(page, question: str, turn: int) -> str:
     page.keyboard.press("Enter")
     page.wait_for_selector(f"#sources #cite-{turn}-1 mark", timeout=120_000)
     page.wait_for_function("() => !document.querySelector('#chat')?.innerText.includes('Searching the documents')", timeout=60_000)
+    settle(page)
     return page.locator("#chat .message-row.bot-row, #chat .bot").last.inner_text()
+
+
+def settle(page, quiet_ms: int = 1000) -> None:
+    """Wait until the chat and the source panel have not changed for `quiet_ms`: on a loaded machine
+    Gradio can still be drawing an answer's last update after its quote is there, and that redraw
+    drops a highlight clicked before it (a fresh-clone run under load lost one)."""
+    page.evaluate("() => { window.__settle = null; }")
+    page.wait_for_function(
+        """(quiet) => {
+          const now = ['#chat', '#sources'].map((s) => document.querySelector(s)?.innerHTML || '').join('\u0000');
+          const seen = window.__settle;
+          if (!seen || seen.html !== now) { window.__settle = {html: now, since: Date.now()}; return false; }
+          return Date.now() - seen.since >= quiet;
+        }""",
+        arg=quiet_ms, polling=100, timeout=60_000,
+    )
 
 
 def shot(page, name: str) -> None:
