@@ -316,6 +316,7 @@ def test_each_cut_layer_learns_the_teacher_layer_it_stands_in_for():
     assert stand_ins(3, 6, "0,2,4") == [1, 3, 5]  # layer 0 stands in for 0 and 1, layer 2 for 2 and 3...
     assert stand_ins(4, 6, "0,2,4,5") == [1, 3, 4, 5]
     assert stand_ins(3, 6) == [1, 3, 5] and stand_ins(2, 6) == [2, 5]  # spread evenly when the cut is not known
+    assert stand_ins(3, 3, "0,4,8") == [0, 1, 2]  # or was of a deeper reader than the teacher
     torch.manual_seed(0)
     teacher = tuple(torch.randn(2, 5, 4) for _ in range(7))  # embeddings and six layers
     mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])

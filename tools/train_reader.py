@@ -552,9 +552,10 @@ def distillation_loss(student, teacher, mask, temperature: float):
 def stand_ins(student_depth: int, teacher_depth: int, keep: str = "") -> list[int]:
     """For each student layer, the teacher layer whose output it learns (`--hidden`): cut with
     `--layers I,J,...`, the teacher layer just before the next kept one (0,2,4 of six: 1, 3, 5),
-    the last for the last; otherwise the teacher's layers spread evenly over the student's."""
-    if keep:
-        kept = [int(i) for i in keep.split(",")]
+    the last for the last; otherwise (or when the cut was of a deeper reader than the teacher) the
+    teacher's layers spread evenly over the student's."""
+    kept = [int(i) for i in keep.split(",")] if keep else []
+    if kept and kept[-1] < teacher_depth:
         return [nxt - 1 for nxt in kept[1:]] + [teacher_depth - 1]
     return [(k + 1) * teacher_depth // student_depth - 1 for k in range(student_depth)]
 
